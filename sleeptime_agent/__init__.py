@@ -1,0 +1,26 @@
+"""sleeptime-agent: sleep-time compute for LangGraph, with versioned memory blocks in Chroma."""
+
+from .blocks import MemoryBlock
+from .errors import (
+    BlockLimitExceeded,
+    BlockNotFound,
+    ConfigurationError,
+    MemoryUnavailable,
+    ReadOnlyBlock,
+    SleeptimeError,
+    VersionConflict,
+)
+from .store import ChromaBlockStore, Note
+
+__all__ = [
+    "BlockLimitExceeded",
+    "BlockNotFound",
+    "ChromaBlockStore",
+    "ConfigurationError",
+    "MemoryBlock",
+    "MemoryUnavailable",
+    "Note",
+    "ReadOnlyBlock",
+    "SleeptimeError",
+    "VersionConflict",
+]

@@ -1,0 +1,1 @@
+"""LangGraph graphs: the sleep-time edit loop and the paired chat graph."""

@@ -1,0 +1,116 @@
+"""Shared fixtures: block stores on every backend, and a real `chroma run` server on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sleeptime_agent.store import ChromaBlockStore
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _chroma_bin() -> str:
+    exe = Path(sys.executable).with_name("chroma")
+    return str(exe) if exe.exists() else (shutil.which("chroma") or "chroma")
+
+
+class ChromaServer:
+    """A `chroma run` process on 127.0.0.1 that tests may stop and restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.path.parent / f"chroma-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                _chroma_bin(),
+                "run",
+                "--path",
+                str(self.path),
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chroma run exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("chroma run did not become ready in 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """A real Chroma server for the whole session (or `SLEEPTIME_CHROMA_URL` if set)."""
+    external = os.environ.get("SLEEPTIME_CHROMA_URL")
+    if external:
+        srv = ChromaServer(tmp_path_factory.mktemp("unused"))
+        url = httpx.URL(external)
+        srv.host, srv.port = url.host, url.port or 8000
+        yield srv
+        return
+    srv = ChromaServer(tmp_path_factory.mktemp("chroma-server") / "data")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(params=["ephemeral", "persistent", "server"])
+def block_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChromaBlockStore]:
+    """The same ChromaBlockStore tests on every backend."""
+    import uuid
+
+    kind = request.param
+    if kind == "ephemeral":
+        yield ChromaBlockStore.ephemeral()
+    elif kind == "persistent":
+        yield ChromaBlockStore.persistent(tmp_path / "store")
+    else:
+        request.applymarker(pytest.mark.server)
+        srv: ChromaServer = request.getfixturevalue("chroma_server")
+        # A fresh prefix per test keeps tests independent on the shared server.
+        yield ChromaBlockStore.http(srv.host, srv.port, prefix=f"t-{uuid.uuid4().hex[:10]}")
