@@ -281,21 +281,20 @@ class ChromaBlockStore:
     describe: str = "chroma"
 
     def __post_init__(self) -> None:
+        # Typed as Any: chromadb's stubs reject plain float lists that it accepts at run time.
+        # Every collection gets our offline function so Chroma's downloading default is never hit.
+        self._blocks: Any = self.collection("blocks")
+        self._notes: Any = self.collection(f"notes-{_embeddings_tag(self.embeddings)}")
+
+    def collection(self, suffix: str) -> Any:
+        """Get or create an auxiliary collection of this store (same prefix and embedder)."""
+        ef: Any = default_embeddings()
         with _map_backend_errors(self.describe):
-            # Typed as Any: chromadb's stubs reject plain float lists that it accepts at run time.
-            ef: Any = default_embeddings()  # never Chroma's downloading default
-            self._blocks: Any = self.client.get_or_create_collection(
-                f"{self.prefix}-blocks",
-                embedding_function=ef,
-                metadata={"hnsw:space": "cosine"},
-            )
-            self._notes: Any = self.client.get_or_create_collection(
-                f"{self.prefix}-notes-{_embeddings_tag(self.embeddings)}",
-                embedding_function=ef,
-                metadata={"hnsw:space": "cosine"},
+            return self.client.get_or_create_collection(
+                f"{self.prefix}-{suffix}", embedding_function=ef, metadata={"hnsw:space": "cosine"}
             )
 
-    # -- constructors ------------------------------------------------------------------------
+    # -- constructors ----------------------------------------------------------------------------
 
     @classmethod
     def persistent(cls, path: str | Path, **kwargs: Any) -> ChromaBlockStore:
@@ -332,7 +331,7 @@ class ChromaBlockStore:
             return cls.http(parsed.host, parsed.port or 8000, **kwargs)
         return cls.persistent(url, **kwargs)
 
-    # -- batch: the one place where ops are executed -----------------------------------------
+    # -- batch: the one place where ops are executed ---------------------------------------------
 
     def batch(self, ops: Iterable[BlockOp]) -> list[Any]:
         """Execute ops in order and return one result per op; the first error propagates."""
@@ -350,7 +349,7 @@ class ChromaBlockStore:
         handler: Callable[[Any], Any] = getattr(self, f"_op_{type(op).__name__}")
         return handler(op)
 
-    # -- op handlers (sync; called by batch) ----------------------------------------------------
+    # -- op handlers (sync; called by batch) -----------------------------------------------------
 
     def _heads(self, where: dict[str, Any]) -> dict[str, tuple[int, dict[str, Any], str]]:
         """Latest version per label: label -> (version, metadata, record id)."""
@@ -507,7 +506,7 @@ class ChromaBlockStore:
         notes.sort(key=lambda n: n.created_at)
         return notes[: op.limit] if op.limit is not None else notes
 
-    # -- convenience API (sync) -------------------------------------------------------------------
+    # -- convenience API (sync) ------------------------------------------------------------------
 
     def put_block(
         self,
@@ -578,7 +577,7 @@ class ChromaBlockStore:
         """A namespace's notes, oldest first."""
         return self.batch([ListNotesOp(namespace, limit)])[0]  # type: ignore[no-any-return]
 
-    # -- async twins: same ops, awaited ------------------------------------------------------------
+    # -- async twins: same ops, awaited ----------------------------------------------------------
 
     async def aput_block(
         self,

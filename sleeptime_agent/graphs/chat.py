@@ -1,0 +1,157 @@
+"""The paired chat graph: a primary that reads refined memory, a sleep-time agent after it.
+
+Flow of one turn: ``primary`` appends the user message to the durable transcript, reads memory
+(blocks, top-k notes, the unconsolidated tail) and answers; ``after_turn`` records the reply and
+notifies the scheduler, which consolidates in the background after the reply is out.
+
+The primary's prompt is bounded: the blocks, a few retrieved notes, the last ``recent_turns``
+consolidated turns of this thread, and whatever the sleep-time agent has not consolidated yet
+(so no fact is lost while it has not run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
+
+from ..ledger import TurnRecord, count_tokens
+from ..memory import MemoryView, SleeptimeMemory
+from ..scheduler import SleeptimeScheduler
+from ..store import ChromaBlockStore
+from ..tools.memory import create_memory_tools, namespace_from_config
+
+__all__ = ["ChatState", "build_chat_graph", "build_primary_prompt"]
+
+
+class ChatState(TypedDict):
+    """Conversation state of one thread."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The thread's messages; the user's newest message is last when a turn starts."""
+
+
+def _thread_id(config: RunnableConfig) -> str:
+    return str(config.get("configurable", {}).get("thread_id", "default"))
+
+
+def build_primary_prompt(
+    view: MemoryView, history: list[AnyMessage], thread_id: str, recent_turns: int = 2
+) -> list[BaseMessage]:
+    """System prompt from memory + the thread's recent and unconsolidated messages.
+
+    ``history`` is the thread's messages with the current user message last.
+    """
+    system = view.render()
+    others = view.other_threads(thread_id)
+    if others:
+        lines = "\n".join(f"{m.role}: {m.content}" for m in others)
+        system += f"\nRecent messages from the user's other conversations:\n{lines}\n"
+    # Keep this thread's unconsolidated messages plus a few consolidated turns for coherence.
+    own_pending = sum(1 for m in view.pending if m.thread_id == thread_id)
+    keep = own_pending + 2 * recent_turns
+    chat = [m for m in history if m.type in ("human", "ai")]
+    current, earlier = chat[-1:], chat[:-1]
+    tail = earlier[-keep:] if keep else []
+    return [SystemMessage(system), *tail, *current]
+
+
+def build_chat_graph(
+    model: BaseChatModel,
+    sleeptime_model: BaseChatModel | None = None,
+    store: ChromaBlockStore | None = None,
+    scheduler: SleeptimeScheduler | None = None,
+    *,
+    memory: SleeptimeMemory | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    recent_turns: int = 2,
+    primary_memory_tools: bool = False,
+    name: str = "sleeptime_chat",
+) -> CompiledStateGraph[ChatState, None, ChatState, ChatState]:
+    """Compile the paired graph; ``user_id`` and ``thread_id`` come from the run's config.
+
+    Args:
+        model: the primary (test-time) model.
+        sleeptime_model: the sleep-time model (default: ``model``).
+        store: the block store (default: an embedded store under ``~/.local/share/sleeptime``).
+        scheduler: when sleep-time runs happen (default: after every turn).
+        memory: a ready :class:`SleeptimeMemory` (overrides store/sleeptime_model/scheduler).
+        checkpointer: LangGraph checkpointer for thread state (e.g. ``InMemorySaver``).
+        recent_turns: consolidated turns of the thread kept verbatim in the prompt.
+        primary_memory_tools: give the primary the edit tools too (default: single writer).
+        name: the compiled graph's name.
+    """
+    if memory is None:
+        if store is None:
+            from ..config import default_store_path
+
+            store = ChromaBlockStore.persistent(default_store_path())
+        memory = SleeptimeMemory(store, sleeptime_model or model, scheduler=scheduler)
+    mem = memory
+    tools = create_memory_tools(mem.store, author="primary") if primary_memory_tools else []
+    primary_model: Any = model.bind_tools(tools) if tools else model
+    by_name = {t.name: t for t in tools}
+
+    def primary(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
+        namespace = namespace_from_config(config)
+        thread_id = _thread_id(config)
+        user = state["messages"][-1]
+        if not isinstance(user, HumanMessage):
+            raise ValueError("a chat turn starts with a user message (HumanMessage) last")
+        mem.record(namespace, thread_id, "user", user.text)
+        view = mem.read(namespace, query=user.text)
+        prompt = build_primary_prompt(view, state["messages"], thread_id, recent_turns)
+        reply = primary_model.invoke(prompt, config)
+        tin, tout = count_tokens(reply, prompt)
+        for _ in range(3):  # only with primary_memory_tools: a short tool loop inside the turn
+            if not getattr(reply, "tool_calls", None):
+                break
+            prompt = [*prompt, reply]
+            for call in reply.tool_calls:
+                tool = by_name.get(call["name"])
+                out = tool.invoke(call["args"], config) if tool else f"unknown tool {call['name']}"
+                prompt.append(ToolMessage(str(out), tool_call_id=call.get("id") or "call"))
+            reply = primary_model.invoke(prompt, config)
+            more_in, more_out = count_tokens(reply, prompt)
+            tin, tout = tin + more_in, tout + more_out
+        mem.ledger.add_turn(
+            TurnRecord(
+                namespace=namespace, thread_id=thread_id, input_tokens=tin, output_tokens=tout
+            )
+        )
+        return {"messages": [reply]}
+
+    def after_turn(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
+        namespace = namespace_from_config(config)
+        mem.record(namespace, _thread_id(config), "assistant", state["messages"][-1].text)
+        mem.after_turn(namespace)
+        return {}
+
+    async def aprimary(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
+        return await asyncio.to_thread(primary, state, config)
+
+    async def aafter_turn(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
+        return await asyncio.to_thread(after_turn, state, config)
+
+    builder = StateGraph(ChatState)
+    builder.add_node("primary", RunnableLambda(primary, afunc=aprimary, name="primary"))
+    builder.add_node("after_turn", RunnableLambda(after_turn, afunc=aafter_turn, name="after_turn"))
+    builder.add_edge(START, "primary")
+    builder.add_edge("primary", "after_turn")
+    builder.add_edge("after_turn", END)
+    graph = builder.compile(checkpointer=checkpointer, name=name)
+    graph.memory = mem  # type: ignore[attr-defined]  # reach the scheduler, ledger and store
+    return graph

@@ -1,0 +1,207 @@
+"""Between-turn scheduling of sleep-time runs, off the user's critical path.
+
+The scheduler owns one background thread with its own event loop, so it works the same whether
+the chat graph is invoked synchronously, from another event loop, or from a CLI. ``notify`` only
+counts a turn and returns; a run starts after ``every_n_turns`` turns and ``delay_seconds`` of
+quiet (a newer turn restarts the delay: debounce). At most one run is in flight per namespace;
+turns that arrive during a run are coalesced into the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any
+
+from .ledger import Ledger, RunRecord
+from .store import Namespace
+
+__all__ = ["Runner", "SleeptimeScheduler"]
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[Namespace], Awaitable[list[RunRecord]]]
+EventHook = Callable[[str, Namespace, RunRecord | None], None]
+
+
+class SleeptimeScheduler:
+    """Decides when sleep-time runs happen and runs them in the background.
+
+    Args:
+        every_n_turns: run after this many primary turns of a namespace.
+        delay_seconds: wait this long after the latest turn before starting (debounce).
+        ledger: where runs are recorded (shared with the chat graph for turn records).
+        on_event: called with ("start" | "end", namespace, record) from the scheduler thread.
+    """
+
+    def __init__(
+        self,
+        every_n_turns: int = 1,
+        delay_seconds: float = 0.0,
+        *,
+        ledger: Ledger | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        if every_n_turns < 1 or delay_seconds < 0:
+            raise ValueError("every_n_turns must be >= 1 and delay_seconds >= 0")
+        self.every_n_turns = every_n_turns
+        self.delay_seconds = delay_seconds
+        self.ledger = ledger or Ledger()
+        self.on_event = on_event
+        self._runner: Runner | None = None
+        self._turns: dict[Namespace, int] = {}
+        self._timers: dict[Namespace, asyncio.TimerHandle] = {}
+        self._running: dict[Namespace, asyncio.Task[None]] = {}
+        self._closed = False
+        self._loop = asyncio.new_event_loop()
+        self._idle = asyncio.Event()
+        self._thread = threading.Thread(target=self._serve, name="sleeptime-scheduler", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(self._idle.set)
+        self._loop.run_forever()
+
+    def attach(self, runner: Runner) -> None:
+        """Set what a run does (the chat graph attaches its consolidator)."""
+        self._runner = runner
+
+    @property
+    def records(self) -> list[RunRecord]:
+        """Every finished sleep-time run, oldest first."""
+        return list(self.ledger.runs)
+
+    # -- called from any thread ------------------------------------------------------------------
+
+    def notify(self, namespace: Namespace) -> None:
+        """Count one finished primary turn; returns at once."""
+        if self._closed:
+            return
+        self._loop.call_soon_threadsafe(self._on_turn, namespace, False)
+
+    def flush(self, namespace: Namespace | None = None) -> None:
+        """Start runs now for namespaces with turns not yet consolidated (ignores N and delay)."""
+        if self._closed:
+            return
+
+        def go() -> None:
+            targets = [namespace] if namespace is not None else list(self._turns)
+            for ns in targets:
+                if self._turns.get(ns, 0) > 0:
+                    self._on_turn(ns, True, count=False)
+
+        self._loop.call_soon_threadsafe(go)
+
+    async def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until no run is pending or in flight (from any event loop)."""
+        fut: Future[None] = asyncio.run_coroutine_threadsafe(self._wait_idle(), self._loop)
+        await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+
+    def wait_idle_sync(self, timeout: float | None = None) -> None:
+        """Blocking :meth:`wait_idle` for code with no event loop."""
+        asyncio.run_coroutine_threadsafe(self._wait_idle(), self._loop).result(timeout)
+
+    def shutdown(self, *, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop accepting turns; finish (``wait=True``) or cancel in-flight runs; stop the thread.
+
+        A cancelled run does not move the cursor, so its messages are consolidated next time.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if wait:
+            try:
+                self.wait_idle_sync(timeout)
+            except TimeoutError:
+                log.warning("sleep-time runs still in flight at shutdown; cancelling them")
+        fut = asyncio.run_coroutine_threadsafe(self._cancel_all(), self._loop)
+        fut.result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> SleeptimeScheduler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- scheduler thread only -------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        return bool(self._timers or self._running)
+
+    def _on_turn(self, ns: Namespace, now: bool, count: bool = True) -> None:
+        if count:
+            self._turns[ns] = self._turns.get(ns, 0) + 1
+        if not now and self._turns.get(ns, 0) < self.every_n_turns:
+            return
+        if ns in self._running:
+            return  # coalesced: the in-flight run re-checks the count when it ends
+        timer = self._timers.pop(ns, None)
+        if timer is not None:
+            timer.cancel()  # debounce: a newer turn restarts the delay
+        self._idle.clear()
+        delay = 0.0 if now else self.delay_seconds
+        self._timers[ns] = self._loop.call_later(delay, self._start, ns)
+
+    def _start(self, ns: Namespace) -> None:
+        self._timers.pop(ns, None)
+        if self._runner is None:
+            log.error("SleeptimeScheduler has no runner attached; dropping run for %s", ns)
+            self._settle()
+            return
+        self._turns[ns] = 0
+        self._running[ns] = self._loop.create_task(self._run(ns))
+
+    async def _run(self, ns: Namespace) -> None:
+        assert self._runner is not None
+        self._emit("start", ns, None)
+        try:
+            records = await self._runner(ns)
+            for rec in records:
+                if rec.status == "error":
+                    log.error("sleep-time run %s for %s failed: %s", rec.run_id, ns, rec.reason)
+            self._emit("end", ns, records[-1] if records else None)
+        except asyncio.CancelledError:
+            self._emit("cancelled", ns, None)
+            raise
+        except Exception:  # a runner bug must not kill the scheduler thread
+            log.exception("sleep-time runner crashed for %s", ns)
+            self._emit("end", ns, None)
+        finally:
+            self._running.pop(ns, None)
+            if not self._closed and self._turns.get(ns, 0) >= self.every_n_turns:
+                self._on_turn(ns, False, count=False)  # turns that arrived meanwhile
+            self._settle()
+
+    def _emit(self, kind: str, ns: Namespace, record: RunRecord | None) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(kind, ns, record)
+        except Exception:
+            log.exception("on_event hook failed")
+
+    def _settle(self) -> None:
+        if not self._busy():
+            self._idle.set()
+
+    async def _wait_idle(self) -> None:
+        while self._busy():
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def _cancel_all(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        tasks: list[asyncio.Task[Any]] = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
+        self._idle.set()
