@@ -75,6 +75,11 @@ class SleeptimeScheduler:
         """Every finished sleep-time run, oldest first."""
         return list(self.ledger.runs)
 
+    @property
+    def pending(self) -> bool:
+        """Whether a run is waiting or in flight (a snapshot; use :meth:`wait_idle` to wait)."""
+        return self._busy()
+
     # -- called from any thread ------------------------------------------------------------------
 
     def notify(self, namespace: Namespace) -> None:

@@ -250,7 +250,8 @@ def _map_backend_errors(where: str) -> Iterator[None]:
     except Exception as exc:
         # chromadb wraps transport failures of its Rust/HTTP layers in its own errors.
         text = str(exc).lower()
-        if "connect" in text and ("refused" in text or "error" in text or "failed" in text):
+        markers = ("refused", "error", "failed", "could not connect")
+        if "connect" in text and any(m in text for m in markers):
             raise MemoryUnavailable(f"Chroma is unreachable ({where}): {exc}") from exc
         raise
 

@@ -1,0 +1,239 @@
+"""``sleeptime chat``: a chat assistant whose memory is consolidated between turns.
+
+Interactive on a terminal (streaming replies; sleep-time runs are announced above the prompt
+without disturbing what you type). With standard input not a terminal it reads one message per
+line, prints each reply, and at end of input waits for pending sleep-time runs, then exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+
+from ..graphs.chat import build_chat_graph
+from ..ledger import RunRecord
+from ..memory import SleeptimeMemory
+from ..models import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, resolve_model
+from ..scheduler import SleeptimeScheduler
+from ..store import ChromaBlockStore, Namespace
+from .common import add_model_options, add_store_options, open_store
+
+__all__ = ["register", "run_chat"]
+
+HELP = """commands:
+  /memory            show the memory blocks
+  /history LABEL     every version of a block
+  /runs              sleep-time runs of this session
+  /wait              wait for pending sleep-time runs
+  /help              this help
+  /quit              leave (waits for pending sleep-time runs)"""
+
+
+def register(sub: Any) -> None:
+    """Add the ``chat`` subcommand."""
+    p = sub.add_parser(
+        "chat",
+        help="chat with an assistant that has persistent, consolidated memory",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_store_options(p)
+    add_model_options(p)
+    p.add_argument("--thread", default="default", help="conversation thread id (default: default)")
+    p.add_argument(
+        "--every", type=int, default=1, metavar="N", help="consolidate every N turns (default 1)"
+    )
+    p.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait S seconds of quiet after a turn before consolidating (default 0)",
+    )
+    p.set_defaults(func=cmd_chat)
+
+
+def load_models(args: argparse.Namespace) -> tuple[BaseChatModel, BaseChatModel]:
+    """The primary and sleep-time models named by the options and environment."""
+    primary = resolve_model(args.model, env_var=PRIMARY_MODEL_ENV)
+    import os
+
+    if args.sleeptime_model is None and not os.environ.get(SLEEPTIME_MODEL_ENV):
+        return primary, primary  # one local model, loaded once
+    return primary, resolve_model(args.sleeptime_model, env_var=SLEEPTIME_MODEL_ENV)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Run the chat loop."""
+    store = open_store(args)  # fail fast on a dead Chroma server, before loading a model
+    primary, sleeper = load_models(args)
+    for model in {id(primary): primary, id(sleeper): sleeper}.values():
+        load = getattr(model, "load", None)
+        if callable(load):
+            _err("loading the local model (the first run assembles it) ...")
+            load()
+    return run_chat(
+        store,
+        primary,
+        sleeper,
+        user=args.user,
+        thread=args.thread,
+        every=args.every,
+        delay=args.delay,
+        interactive=sys.stdin.isatty(),
+    )
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _describe(kind: str, record: RunRecord | None) -> str:
+    if kind == "start":
+        return "[sleep-time] consolidating memory ..."
+    if record is None:
+        return f"[sleep-time] {kind}"
+    secs = f"{record.duration_s:.1f}s" if record.duration_s is not None else "?"
+    return (
+        f"[sleep-time] {record.status}: {len(record.edits)} edits, {record.steps} steps, "
+        f"{record.total_tokens} tokens, {secs}"
+        + (f" ({record.reason})" if record.reason and record.status != "ok" else "")
+    )
+
+
+def _thread_history(
+    memory: SleeptimeMemory, namespace: Namespace, thread: str
+) -> list[BaseMessage]:
+    """Resume a thread from the durable transcript (the checkpointer is per process)."""
+    out: list[BaseMessage] = []
+    for m in memory.transcript.since(namespace, 0):
+        if m.thread_id == thread:
+            out.append(HumanMessage(m.content) if m.role == "user" else AIMessage(m.content))
+    return out
+
+
+def run_chat(
+    store: ChromaBlockStore,
+    primary: BaseChatModel,
+    sleeper: BaseChatModel,
+    *,
+    user: str,
+    thread: str,
+    every: int = 1,
+    delay: float = 0.0,
+    interactive: bool = False,
+    lines: Iterator[str] | None = None,
+    write: Callable[[str], None] | None = None,
+) -> int:
+    """The chat loop, terminal or scripted; returns the exit code."""
+    out = write or (lambda s: (sys.stdout.write(s), sys.stdout.flush()) and None)
+    namespace = (user,)
+    scheduler = SleeptimeScheduler(
+        every_n_turns=every,
+        delay_seconds=delay,
+        on_event=lambda kind, ns, rec: _err(_describe(kind, rec)),
+    )
+    memory = SleeptimeMemory(store, sleeper, scheduler=scheduler)
+    graph = build_chat_graph(primary, memory=memory, checkpointer=InMemorySaver())
+    config: RunnableConfig = {"configurable": {"user_id": user, "thread_id": thread}}
+    history = _thread_history(memory, namespace, thread)
+    if history:
+        graph.update_state(config, {"messages": history}, as_node="after_turn")
+    source = lines if lines is not None else _inputs(interactive)
+    try:
+        with _patched(interactive):
+            if interactive:
+                _err(f"sleeptime chat · user {user!r} · thread {thread!r} · /help for commands")
+            for text in source:
+                text = text.strip()
+                if not text:
+                    continue
+                if text.startswith("/"):
+                    if _slash(text, memory, namespace, out) == "quit":
+                        break
+                    continue
+                _turn(graph, config, text, out)
+        if scheduler.pending:
+            _err("[sleep-time] waiting for pending consolidation ...")
+        scheduler.wait_idle_sync()
+    finally:
+        scheduler.shutdown(wait=False)
+    return 0
+
+
+def _inputs(interactive: bool) -> Iterator[str]:
+    if not interactive:
+        yield from sys.stdin
+        return
+    from prompt_toolkit import PromptSession
+
+    session: PromptSession[str] = PromptSession()
+    while True:
+        try:
+            yield session.prompt("you> ")
+        except EOFError:
+            return
+
+
+def _patched(interactive: bool) -> AbstractContextManager[Any]:
+    """Let background messages print above the prompt without breaking the typed line."""
+    if not interactive:
+        return nullcontext()
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    return patch_stdout(raw=True)
+
+
+def _turn(graph: Any, config: RunnableConfig, text: str, out: Callable[[str], None]) -> None:
+    out("assistant> ")
+    streamed = False
+    final = ""
+    for chunk, meta in graph.stream(
+        {"messages": [HumanMessage(text)]}, config, stream_mode="messages"
+    ):
+        if meta.get("langgraph_node") != "primary":
+            continue
+        if isinstance(chunk, AIMessageChunk) and chunk.content:
+            out(str(chunk.content))
+            streamed = True
+        elif isinstance(chunk, AIMessage):
+            final = str(chunk.content)
+    if not streamed:
+        out(final)
+    out("\n")
+
+
+def _slash(
+    text: str, memory: SleeptimeMemory, namespace: Namespace, out: Callable[[str], None]
+) -> str:
+    cmd, _, arg = text.partition(" ")
+    if cmd in ("/quit", "/exit"):
+        return "quit"
+    if cmd == "/help":
+        out(HELP + "\n")
+    elif cmd == "/memory":
+        for b in memory.store.list_blocks(namespace):
+            out(f"--- {b.label} (v{b.version}, {len(b.value)}/{b.limit} chars)\n{b.value}\n")
+    elif cmd == "/history":
+        label = arg.strip() or "human"
+        for b in memory.store.history(namespace, label):
+            out(f"v{b.version} by {b.author} at {b.updated_at:%H:%M:%S}:\n{b.value}\n")
+    elif cmd == "/runs":
+        for r in memory.ledger.runs:
+            out(_describe("end", r) + "\n")
+    elif cmd == "/wait":
+        assert memory.scheduler is not None
+        memory.scheduler.wait_idle_sync()
+        out("memory is up to date\n")
+    else:
+        out(f"unknown command {cmd}; /help lists them\n")
+    return ""

@@ -1,0 +1,149 @@
+"""The `sleeptime` command: memory subcommands, exit codes, and the scripted chat loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sleeptime_agent.blocks import MemoryBlock
+from sleeptime_agent.cli import main
+from sleeptime_agent.cli.chat import run_chat
+from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.testing import ScriptedChatModel, tool_call
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    store = ChromaBlockStore.persistent(path)
+    ns = ("ada",)
+    store.put_block(
+        ns,
+        MemoryBlock(label="human", value="Lives in Berlin", limit=100, description="facts"),
+        expected_version=0,
+    )
+    store.put_block(
+        ns,
+        MemoryBlock(label="human", value="Lives in Lisbon", limit=100, description="facts"),
+        expected_version=1,
+        author="sleeptime",
+    )
+    store.add_note(ns, "Ada's cat is called Lovelace")
+    del store
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_json_has_every_field(store_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "memory", "show", "--user", "ada", "--store", str(store_dir), "--json"
+    )
+    assert code == 0
+    (block,) = json.loads(out)
+    assert block["label"] == "human" and block["value"] == "Lives in Lisbon"
+    assert {
+        "label",
+        "value",
+        "version",
+        "limit",
+        "description",
+        "read_only",
+        "author",
+        "updated_at",
+    } <= set(block)
+    assert block["version"] == 2 and block["author"] == "sleeptime"
+
+
+def test_history_diff_rollback(store_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = ["--user", "ada", "--store", str(store_dir)]
+    code, out, _ = run(capsys, "memory", "history", "human", *s, "--json")
+    assert code == 0 and [v["value"] for v in json.loads(out)] == [
+        "Lives in Berlin",
+        "Lives in Lisbon",
+    ]
+    code, out, _ = run(capsys, "memory", "diff", "human", "1", "2", *s)
+    assert code == 0 and "-Lives in Berlin" in out and "+Lives in Lisbon" in out
+    code, out, _ = run(capsys, "memory", "rollback", "human", "1", *s)
+    assert code == 0 and "version 3" in out
+    code, out, _ = run(capsys, "memory", "show", *s, "--json")
+    assert json.loads(out)[0]["value"] == "Lives in Berlin"
+
+
+def test_export_import_round_trip(
+    store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump = tmp_path / "mem.json"
+    assert main(["memory", "export", str(dump), "--user", "ada", "--store", str(store_dir)]) == 0
+    data = json.loads(dump.read_text())
+    assert data["blocks"][0]["value"] == "Lives in Lisbon"
+    assert len(data["history"]["human"]) == 2 and data["notes"][0]["text"].startswith("Ada's cat")
+    other = tmp_path / "other"
+    assert main(["memory", "import", str(dump), "--user", "bob", "--store", str(other)]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "memory", "show", "--user", "bob", "--store", str(other), "--json")
+    (block,) = json.loads(out)
+    assert (block["value"], block["limit"], block["description"]) == (
+        "Lives in Lisbon",
+        100,
+        "facts",
+    )
+    # Importing again changes nothing.
+    code, out, _ = run(
+        capsys, "memory", "import", str(dump), "--user", "bob", "--store", str(other)
+    )
+    assert code == 0 and "1 unchanged" in out and "0 notes" in out
+
+
+def test_exit_codes(store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = ["--user", "ada", "--store", str(store_dir)]
+    code, _, err = run(capsys, "memory", "rollback", "human", "9", *s)
+    assert code == 5 and "version 9" in err
+    code, _, err = run(capsys, "memory", "history", "nope", *s)
+    assert code == 5 and "does not exist" in err
+    code, _, err = run(
+        capsys, "memory", "show", "--chroma-url", "http://127.0.0.1:9", "--user", "x"
+    )
+    assert code == 4 and "unreachable" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(
+        capsys, "chat", "--model", "nosuchprovider:foo", "--store", str(tmp_path / "s")
+    )
+    assert code == 3 and "nosuchprovider" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    code, _, err = run(capsys, "memory", "import", str(bad), *s)
+    assert code == 3
+    with pytest.raises(SystemExit) as exc:
+        main(["memory", "frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_scripted_chat_consolidates_and_waits(tmp_path: Path) -> None:
+    store = ChromaBlockStore.persistent(tmp_path / "s")
+    primary = ScriptedChatModel(replies=["Nice to meet you!", "Noted.", "You live in Porto."])
+    sleeper = ScriptedChatModel(
+        replies=[
+            tool_call("memory_insert", label="human", new_str="Lives in Porto"),
+            tool_call("memory_finish_edits"),
+        ],
+        repeat_last=True,
+        latency=0.3,
+    )
+    printed: list[str] = []
+    lines = iter(["Hi, I'm Marta\n", "I live in Porto\n", "/memory\n", "Where do I live?\n"])
+    code = run_chat(
+        store, primary, sleeper, user="marta", thread="t", lines=lines, write=printed.append
+    )
+    text = "".join(printed)
+    assert code == 0
+    assert "Nice to meet you!" in text and "You live in Porto." in text
+    assert "--- human" in text
+    # The run started by the last turn finished before run_chat returned.
+    assert "Lives in Porto" in store.get_block(("marta",), "human").value  # type: ignore[union-attr]
+    assert len(primary.calls) == 3
