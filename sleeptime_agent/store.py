@@ -45,6 +45,7 @@ from .errors import (
 
 __all__ = [
     "AddNoteOp",
+    "AddNotesOp",
     "BlockOp",
     "ChromaBlockStore",
     "DeleteBlockOp",
@@ -62,7 +63,8 @@ __all__ = [
 
 Namespace: TypeAlias = tuple[str, ...]
 
-_DUMMY_VECTOR = [1.0]  # block records are never searched by vector; Chroma still wants one
+_DUMMY_VECTOR = [1.0]
+_PROBE = 4  # versions probed per read after a block's head hint
 
 
 class Note(NamedTuple):
@@ -142,6 +144,15 @@ class AddNoteOp:
 
 
 @dataclass(frozen=True)
+class AddNotesOp:
+    """Add many archival notes at once (embedded in batches)."""
+
+    namespace: Namespace
+    texts: tuple[str, ...]
+    metadatas: tuple[dict[str, Any] | None, ...] | None = None
+
+
+@dataclass(frozen=True)
 class SearchNotesOp:
     """Semantic search over a namespace's archival notes."""
 
@@ -166,6 +177,7 @@ BlockOp: TypeAlias = (
     | PutBlockOp
     | DeleteBlockOp
     | AddNoteOp
+    | AddNotesOp
     | SearchNotesOp
     | ListNotesOp
 )
@@ -285,6 +297,7 @@ class ChromaBlockStore:
         # Typed as Any: chromadb's stubs reject plain float lists that it accepts at run time.
         # Every collection gets our offline function so Chroma's downloading default is never hit.
         self._blocks: Any = self.collection("blocks")
+        self._head_hints: Any = self.collection("heads")
         self._notes: Any = self.collection(f"notes-{_embeddings_tag(self.embeddings)}")
 
     def collection(self, suffix: str) -> Any:
@@ -353,15 +366,46 @@ class ChromaBlockStore:
     # -- op handlers (sync; called by batch) -----------------------------------------------------
 
     def _heads(self, where: dict[str, Any]) -> dict[str, tuple[int, dict[str, Any], str]]:
-        """Latest version per label: label -> (version, metadata, record id)."""
-        got = self._blocks.get(where=where, include=["metadatas"])
+        """Latest version per label: label -> (version, metadata, record id).
+
+        Reads are O(1) in the length of history: a head record per block holds a hint (a version
+        that exists, possibly stale but never ahead), and versions are contiguous, so probing
+        the ids just after the hint finds the latest one.
+        """
+        got = self._head_hints.get(where=where, include=["metadatas"])
+        cursor = {
+            str(m["label"]): (str(m["key"]), int(m["version"])) for m in got["metadatas"] or []
+        }
         heads: dict[str, tuple[int, dict[str, Any], str]] = {}
-        for rid, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
-            m = dict(meta)
-            label, version = str(m["label"]), int(m["version"])
-            if label not in heads or version > heads[label][0]:
-                heads[label] = (version, m, rid)
+        while cursor:
+            probe = {
+                _version_id(key, v): label
+                for label, (key, hint) in cursor.items()
+                for v in range(max(hint, 1), hint + _PROBE)
+            }
+            found = self._blocks.get(ids=list(probe), include=["metadatas"])
+            again: dict[str, tuple[str, int]] = {}
+            for rid, meta in zip(found["ids"], found["metadatas"] or [], strict=True):
+                label, version = probe[rid], int(meta["version"])
+                if label not in heads or version > heads[label][0]:
+                    heads[label] = (version, dict(meta), rid)
+            for label, (key, hint) in cursor.items():
+                if label in heads and heads[label][0] == hint + _PROBE - 1:
+                    again[label] = (key, heads[label][0])  # the window was full: look further
+            cursor = again
         return heads
+
+    def _hint(self, namespace: Namespace, label: str, version: int) -> None:
+        """Record that ``version`` of a block exists (or is about to, for version 0)."""
+        key = _block_key(namespace, label)
+        self._head_hints.upsert(
+            ids=[f"h-{key}"],
+            documents=[""],
+            metadatas=[
+                {"ns": namespace_key(namespace), "key": key, "label": label, "version": version}
+            ],
+            embeddings=[_DUMMY_VECTOR],
+        )
 
     def _fetch(self, ids: Sequence[str]) -> dict[str, MemoryBlock]:
         if not ids:
@@ -376,8 +420,7 @@ class ChromaBlockStore:
 
     def _head(self, namespace: Namespace, label: str) -> tuple[int, MemoryBlock | None]:
         """(current version number, current live block or None); version 0 = never written."""
-        key = _block_key(namespace, label)
-        heads = self._heads({"key": key})
+        heads = self._heads({"key": _block_key(namespace, label)})
         if label not in heads:
             return 0, None
         version, meta, rid = heads[label]
@@ -443,6 +486,9 @@ class ChromaBlockStore:
 
     def _insert(self, namespace: Namespace, block: MemoryBlock, *, deleted: bool) -> None:
         """Insert-if-absent of one version record, then read back to learn who won."""
+        if block.version == 1:
+            # The head record exists before the first version, so listing never misses a block.
+            self._hint(namespace, block.label, 0)
         key = _block_key(namespace, block.label)
         rid = _version_id(key, block.version)
         write_id = uuid.uuid4().hex
@@ -456,25 +502,35 @@ class ChromaBlockStore:
         metas = got["metadatas"] or []
         if not metas or metas[0].get("write_id") != write_id:
             raise VersionConflict(block.label, block.version - 1, block.version)
+        self._hint(namespace, block.label, block.version)
 
     def _op_AddNoteOp(self, op: AddNoteOp) -> str:
+        return self._op_AddNotesOp(AddNotesOp(op.namespace, (op.text,), (op.metadata,)))[0]
+
+    def _op_AddNotesOp(self, op: AddNotesOp) -> list[str]:
         ns = namespace_key(op.namespace)
-        if not op.text.strip():
+        if any(not t.strip() for t in op.texts):
             raise ValueError("an archival note needs non-empty text")
-        note_id = f"n-{uuid.uuid4().hex}"
-        self._notes.add(
-            ids=[note_id],
-            documents=[op.text],
-            metadatas=[
-                {
-                    "ns": ns,
-                    "metadata": json.dumps(op.metadata or {}, ensure_ascii=False, default=str),
-                    "created_at": utcnow().isoformat(),
-                }
-            ],
-            embeddings=[self.embeddings.embed_documents([op.text])[0]],
-        )
-        return note_id
+        metas = op.metadatas or (None,) * len(op.texts)
+        now = utcnow().isoformat()
+        ids = [f"n-{uuid.uuid4().hex}" for _ in op.texts]
+        for start in range(0, len(ids), 1000):  # bounded request size for the server
+            chunk = slice(start, start + 1000)
+            texts = list(op.texts[chunk])
+            self._notes.add(
+                ids=ids[chunk],
+                documents=texts,
+                metadatas=[
+                    {
+                        "ns": ns,
+                        "metadata": json.dumps(m or {}, ensure_ascii=False, default=str),
+                        "created_at": now,
+                    }
+                    for m in metas[chunk]
+                ],
+                embeddings=self.embeddings.embed_documents(texts),
+            )
+        return ids
 
     def _op_SearchNotesOp(self, op: SearchNotesOp) -> list[Note]:
         ns = namespace_key(op.namespace)
@@ -570,6 +626,16 @@ class ChromaBlockStore:
         """Add an archival note; returns its id."""
         return self.batch([AddNoteOp(namespace, text, metadata)])[0]  # type: ignore[no-any-return]
 
+    def add_notes(
+        self,
+        namespace: Namespace,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Add many notes at once (batched embedding); returns their ids."""
+        op = AddNotesOp(namespace, tuple(texts), tuple(metadatas) if metadatas else None)
+        return self.batch([op])[0]  # type: ignore[no-any-return]
+
     def search_notes(self, namespace: Namespace, query: str, k: int = 5) -> list[Note]:
         """The ``k`` notes most similar to ``query`` in this namespace."""
         return self.batch([SearchNotesOp(namespace, query, k)])[0]  # type: ignore[no-any-return]
@@ -628,6 +694,16 @@ class ChromaBlockStore:
     ) -> str:
         """Async :meth:`add_note`."""
         return (await self.abatch([AddNoteOp(namespace, text, metadata)]))[0]  # type: ignore[no-any-return]
+
+    async def aadd_notes(
+        self,
+        namespace: Namespace,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Async :meth:`add_notes`."""
+        op = AddNotesOp(namespace, tuple(texts), tuple(metadatas) if metadatas else None)
+        return (await self.abatch([op]))[0]  # type: ignore[no-any-return]
 
     async def asearch_notes(self, namespace: Namespace, query: str, k: int = 5) -> list[Note]:
         """Async :meth:`search_notes`."""

@@ -7,7 +7,9 @@ It can bind tools (it ignores them) so the sleep-time loop runs on it, reports t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import re
 import threading
 import time
 import uuid
@@ -15,12 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-__all__ = ["Reply", "ScriptedChatModel", "tool_call"]
+__all__ = ["HashingEmbeddings", "Reply", "ScriptedChatModel", "tool_call"]
 
 Reply = AIMessage | str | Callable[[list[BaseMessage]], AIMessage | str]
 
@@ -108,3 +111,30 @@ class ScriptedChatModel(BaseChatModel):
         if self.latency:
             await asyncio.sleep(self.latency)
         return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
+
+
+class HashingEmbeddings(Embeddings):
+    """Deterministic bag-of-words hashing vectors: fast, offline, good enough for word overlap.
+
+    For tests and for filling a store with many notes in benchmarks.
+    """
+
+    def __init__(self, dims: int = 384) -> None:
+        self.dims = dims
+        self.model = f"hashing-{dims}"
+
+    def _one(self, text: str) -> list[float]:
+        vec = [0.0] * self.dims
+        for word in re.findall(r"\w+", text.lower()):
+            h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+            vec[h % self.dims] += 1.0
+        norm = sum(v * v for v in vec) ** 0.5 or 1.0
+        return [v / norm for v in vec]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents."""
+        return [self._one(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query."""
+        return self._one(text)
