@@ -83,11 +83,14 @@ class Consolidator:
         self.transcript = Transcript(self.store)
         self.graph = build_sleeptime_graph(self.model)
         self.holder = uuid.uuid4().hex
+        self._ensured: set[Namespace] = set()
 
     # -- setup -----------------------------------------------------------------------------------
 
     def ensure_blocks(self, namespace: Namespace) -> None:
-        """Create the default blocks that a namespace does not have yet."""
+        """Create the default blocks that a namespace does not have yet (once per process)."""
+        if namespace in self._ensured:
+            return
         existing = {b.label for b in self.store.list_blocks(namespace)}
         for block in self.blocks:
             if block.label not in existing:
@@ -95,6 +98,7 @@ class Consolidator:
                     self.store.put_block(namespace, block, expected_version=0, author="system")
                 except VersionConflict:
                     pass  # another process created it first: fine
+        self._ensured.add(namespace)
 
     # -- lease -----------------------------------------------------------------------------------
 

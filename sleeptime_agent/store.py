@@ -63,7 +63,7 @@ __all__ = [
 
 Namespace: TypeAlias = tuple[str, ...]
 
-_DUMMY_VECTOR = [1.0]
+_DUMMY_VECTOR = [1.0]  # block records are never searched by vector; Chroma still wants one
 _PROBE = 4  # versions probed per read after a block's head hint
 
 

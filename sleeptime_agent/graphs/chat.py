@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
+    AIMessage,
     AnyMessage,
     BaseMessage,
     HumanMessage,
@@ -51,22 +52,28 @@ def _thread_id(config: RunnableConfig) -> str:
 def build_primary_prompt(
     view: MemoryView, history: list[AnyMessage], thread_id: str, recent_turns: int = 2
 ) -> list[BaseMessage]:
-    """System prompt from memory + the thread's recent and unconsolidated messages.
+    """System prompt from memory, then this thread's recent and unconsolidated messages.
 
-    ``history`` is the thread's messages with the current user message last.
+    ``history`` is the thread's checkpointed messages with the current user message last. The
+    unconsolidated messages come from the durable transcript, so no fact is lost while the
+    sleep-time agent has not run, with or without a checkpointer; the checkpointed history
+    only adds the last ``recent_turns`` consolidated turns for coherence.
     """
     system = view.render()
     others = view.other_threads(thread_id)
     if others:
         lines = "\n".join(f"{m.role}: {m.content}" for m in others)
         system += f"\nRecent messages from the user's other conversations:\n{lines}\n"
-    # Keep this thread's unconsolidated messages plus a few consolidated turns for coherence.
-    own_pending = sum(1 for m in view.pending if m.thread_id == thread_id)
-    keep = own_pending + 2 * recent_turns
+    # The current message was recorded before memory was read: it is the last pending one.
+    own = [m for m in view.pending if m.thread_id == thread_id][:-1]
+    pending: list[BaseMessage] = [
+        HumanMessage(m.content) if m.role == "user" else AIMessage(m.content) for m in own
+    ]
     chat = [m for m in history if m.type in ("human", "ai")]
     current, earlier = chat[-1:], chat[:-1]
-    tail = earlier[-keep:] if keep else []
-    return [SystemMessage(system), *tail, *current]
+    consolidated = earlier[: max(0, len(earlier) - len(own))]
+    recent = consolidated[-2 * recent_turns :] if recent_turns > 0 else []
+    return [SystemMessage(system), *recent, *pending, *current]
 
 
 def build_chat_graph(

@@ -163,3 +163,20 @@ def test_drop_in_node_in_someone_elses_graph() -> None:
         assert out["messages"][-1].content == "You live in Berlin."
     finally:
         memory.scheduler.shutdown()  # type: ignore[union-attr]
+
+
+def test_freshness_without_a_checkpointer() -> None:
+    """The thread's unconsolidated messages come from the durable transcript, not the state."""
+    store = ChromaBlockStore.ephemeral()
+    primary = ScriptedChatModel(replies=[echo_memory], repeat_last=True)
+    sleeper = ScriptedChatModel(replies=[tool_call("memory_finish_edits")], repeat_last=True)
+    graph = build_chat_graph(
+        primary, sleeper, store=store, scheduler=SleeptimeScheduler(every_n_turns=100)
+    )
+    try:
+        say(graph, "I live in Porto.")
+        assert say(graph, "Where do I live?") == "You live in Porto."
+        prompt = primary.calls[-1]
+        assert [m.type for m in prompt] == ["system", "human", "ai", "human"]
+    finally:
+        graph.memory.scheduler.shutdown()
