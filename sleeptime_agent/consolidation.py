@@ -184,6 +184,17 @@ class Consolidator:
             record.status = "no_input"
             return record
         batch = self._batch(pending)
+        await self._edit(namespace, batch, record)
+        committed = await asyncio.to_thread(self._commit, namespace, cursor, batch[-1].seq)
+        record.cursor_after = committed.seq
+        if len(batch) < len(pending):
+            record.reason = f"{len(pending) - len(batch)} messages left for the next run"
+        return record
+
+    async def _edit(
+        self, namespace: Namespace, batch: list[TranscriptMessage], record: RunRecord
+    ) -> None:
+        """The edit loop over ``batch``; fills ``record`` with steps, tokens, edits, versions."""
         blocks = await self.store.alist_blocks(namespace)
         record.versions_before = {b.label: b.version for b in blocks}
         editor = MemoryEditor(
@@ -209,10 +220,28 @@ class Consolidator:
         record.status = "finished_by_budget" if state.get("status") != "ok" else "ok"
         after = await self.store.alist_blocks(namespace)
         record.versions_after = {b.label: b.version for b in after}
-        committed = await asyncio.to_thread(self._commit, namespace, cursor, batch[-1].seq)
-        record.cursor_after = committed.seq
-        if len(batch) < len(pending):
-            record.reason = f"{len(pending) - len(batch)} messages left for the next run"
+
+    async def arun_messages(
+        self, namespace: Namespace, messages: list[TranscriptMessage]
+    ) -> RunRecord:
+        """Run the edit loop on messages held elsewhere (e.g. a Letta agent's), oldest first.
+
+        No transcript or cursor is involved and no default block is created: the caller owns
+        both the messages and the set of blocks. Long inputs are cut to the newest messages that
+        fit ``max_transcript_chars``.
+        """
+        record = RunRecord(run_id=uuid.uuid4().hex[:12], namespace=namespace)
+        try:
+            if not messages:
+                record.status = "no_input"
+            else:
+                newest = self._batch(list(reversed(messages)))
+                await self._edit(namespace, list(reversed(newest)), record)
+        except Exception as exc:
+            record.status, record.reason = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            record.finished_at = utcnow()
+            self.ledger.add_run(record)
         return record
 
     def _commit(self, namespace: Namespace, cursor: Cursor, seq: int) -> Cursor:
