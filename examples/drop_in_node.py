@@ -1,0 +1,57 @@
+"""Add sleep-time memory to an existing LangGraph chatbot in a few lines.
+
+The app below is a plain `MessagesState` chatbot, the shape of LangGraph's quickstart. The three
+lines marked `# + sleeptime` give it persistent memory that a sleep-time agent consolidates
+between turns, off the user's critical path.
+
+    python examples/drop_in_node.py                       # local model (needs the `local` extra)
+    SLEEPTIME_MODEL=openai:gpt-4o-mini python examples/drop_in_node.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+
+from sleeptime_agent import ChromaBlockStore
+from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.models import resolve_model
+from sleeptime_agent.tools.memory import namespace_from_config
+
+model = resolve_model(None)  # $SLEEPTIME_MODEL, else the bundled local model
+store = ChromaBlockStore.persistent(tempfile.mkdtemp(prefix="dropin-"))
+memory = SleeptimeMemory(store, sleeptime_model=model)  # + sleeptime
+
+
+def chatbot(state: MessagesState, config: RunnableConfig) -> dict[str, object]:
+    question = state["messages"][-1].content
+    view = memory.read(namespace_from_config(config), query=str(question))  # + sleeptime
+    reply = model.invoke([SystemMessage(view.render()), *state["messages"][-6:]])
+    return {"messages": [reply]}
+
+
+builder = StateGraph(MessagesState)
+builder.add_node("chatbot", chatbot)
+builder.add_node("remember", memory.node())  # + sleeptime: records the turn, schedules a run
+builder.add_edge(START, "chatbot")
+builder.add_edge("chatbot", "remember")
+app = builder.compile(checkpointer=InMemorySaver())
+
+if __name__ == "__main__":
+    first = {"configurable": {"user_id": "sam", "thread_id": "monday"}}
+    for text in ["Hi, I'm Sam. I'm allergic to peanuts.", "I'm planning a trip to Kyoto."]:
+        out = app.invoke({"messages": [HumanMessage(text)]}, first)
+        print(f"you> {text}\nbot> {out['messages'][-1].content}\n")
+    memory.scheduler.wait_idle_sync()  # type: ignore[union-attr]  # let consolidation finish
+    print("memory after consolidation:")
+    for block in store.list_blocks(("sam",)):
+        print(f"  [{block.label} v{block.version}] {block.value!r}")
+    # A new thread knows Sam from memory alone.
+    later = {"configurable": {"user_id": "sam", "thread_id": "friday"}}
+    out = app.invoke({"messages": [HumanMessage("Any snack ideas for my flight?")]}, later)
+    print(f"\nnew thread bot> {out['messages'][-1].content}")
+    memory.scheduler.shutdown()  # type: ignore[union-attr]
