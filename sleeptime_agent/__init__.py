@@ -10,12 +10,14 @@ from .errors import (
     SleeptimeError,
     VersionConflict,
 )
+from .langgraph_store import ChromaStore, offline_index
 from .store import ChromaBlockStore, Note
 
 __all__ = [
     "BlockLimitExceeded",
     "BlockNotFound",
     "ChromaBlockStore",
+    "ChromaStore",
     "ConfigurationError",
     "MemoryBlock",
     "MemoryUnavailable",
@@ -23,4 +25,5 @@ __all__ = [
     "ReadOnlyBlock",
     "SleeptimeError",
     "VersionConflict",
+    "offline_index",
 ]

@@ -58,6 +58,8 @@ __all__ = [
     "Note",
     "PutBlockOp",
     "SearchNotesOp",
+    "chroma_settings",
+    "map_backend_errors",
     "namespace_key",
 ]
 
@@ -253,7 +255,7 @@ def _validate_write(block: MemoryBlock, current: MemoryBlock | None, author: str
 
 
 @contextmanager
-def _map_backend_errors(where: str) -> Iterator[None]:
+def map_backend_errors(where: str) -> Iterator[None]:
     """Turn a dead or unreachable Chroma server into one documented error (httpx style)."""
     try:
         yield
@@ -303,7 +305,7 @@ class ChromaBlockStore:
     def collection(self, suffix: str) -> Any:
         """Get or create an auxiliary collection of this store (same prefix and embedder)."""
         ef: Any = default_embeddings()
-        with _map_backend_errors(self.describe):
+        with map_backend_errors(self.describe):
             return self.client.get_or_create_collection(
                 f"{self.prefix}-{suffix}", embedding_function=ef, metadata={"hnsw:space": "cosine"}
             )
@@ -315,15 +317,15 @@ class ChromaBlockStore:
         """Embedded Chroma persisted under ``path`` (one process at a time)."""
         path = Path(path).expanduser()
         path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(path=str(path), settings=_settings())
+        client = chromadb.PersistentClient(path=str(path), settings=chroma_settings())
         return cls(client=client, describe=f"persistent store at {path}", **kwargs)
 
     @classmethod
     def http(cls, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> ChromaBlockStore:
         """A Chroma server (``chroma run``); CAS holds across every process that uses it."""
         where = f"Chroma server at http://{host}:{port}"
-        with _map_backend_errors(where):
-            client = chromadb.HttpClient(host=host, port=port, settings=_settings())
+        with map_backend_errors(where):
+            client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings())
         return cls(client=client, describe=where, **kwargs)
 
     @classmethod
@@ -333,7 +335,7 @@ class ChromaBlockStore:
         Ephemeral clients in one process share their data, so each store gets its own
         collection prefix unless one is given.
         """
-        client = chromadb.EphemeralClient(settings=_settings())
+        client = chromadb.EphemeralClient(settings=chroma_settings())
         kwargs.setdefault("prefix", f"eph-{uuid.uuid4().hex[:12]}")
         return cls(client=client, describe="ephemeral store", **kwargs)
 
@@ -350,7 +352,7 @@ class ChromaBlockStore:
     def batch(self, ops: Iterable[BlockOp]) -> list[Any]:
         """Execute ops in order and return one result per op; the first error propagates."""
         results: list[Any] = []
-        with _map_backend_errors(self.describe):
+        with map_backend_errors(self.describe):
             for op in ops:
                 results.append(self._run(op))
         return results
@@ -725,7 +727,8 @@ def _restorable(old: MemoryBlock) -> MemoryBlock:
     )
 
 
-def _settings() -> Settings:
+def chroma_settings() -> Settings:
+    """Client settings used everywhere: no telemetry calls (this library works offline)."""
     return Settings(anonymized_telemetry=False)
 
 

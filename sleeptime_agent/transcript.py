@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from .blocks import MemoryBlock, utcnow
-from .store import ChromaBlockStore, Namespace, _map_backend_errors, namespace_key
+from .store import ChromaBlockStore, Namespace, map_backend_errors, namespace_key
 
 __all__ = ["Cursor", "Transcript", "TranscriptMessage", "system_namespace"]
 
@@ -71,7 +71,7 @@ class Transcript:
         """Append a message and return its sequence number."""
         ns = namespace_key(namespace)
         key = hashlib.sha256(ns.encode()).hexdigest()[:40]
-        with _map_backend_errors(self.store.describe):
+        with map_backend_errors(self.store.describe):
             with self._lock:
                 seq = self._last.get(ns)
             if seq is None:
@@ -111,7 +111,7 @@ class Transcript:
     ) -> list[TranscriptMessage]:
         """Messages with ``seq > after_seq``, oldest first (at most ``limit``)."""
         ns = namespace_key(namespace)
-        with _map_backend_errors(self.store.describe):
+        with map_backend_errors(self.store.describe):
             got = self._col.get(
                 where={"$and": [{"ns": ns}, {"seq": {"$gt": after_seq}}]},
                 include=["metadatas", "documents"],
@@ -131,7 +131,7 @@ class Transcript:
 
     def last_seq(self, namespace: Namespace) -> int:
         """The highest sequence number written so far (0 if none)."""
-        with _map_backend_errors(self.store.describe):
+        with map_backend_errors(self.store.describe):
             return self._max_seq(namespace_key(namespace))
 
     # -- cursor ----------------------------------------------------------------------------------

@@ -99,7 +99,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
         srv.stop()
 
 
-@pytest.fixture(params=["ephemeral", "persistent", "server"])
+@pytest.fixture(
+    params=["ephemeral", "persistent", pytest.param("server", marks=pytest.mark.server)]
+)
 def block_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChromaBlockStore]:
     """The same ChromaBlockStore tests on every backend."""
     import uuid
@@ -110,7 +112,6 @@ def block_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chro
     elif kind == "persistent":
         yield ChromaBlockStore.persistent(tmp_path / "store")
     else:
-        request.applymarker(pytest.mark.server)
         srv: ChromaServer = request.getfixturevalue("chroma_server")
         # A fresh prefix per test keeps tests independent on the shared server.
         yield ChromaBlockStore.http(srv.host, srv.port, prefix=f"t-{uuid.uuid4().hex[:10]}")

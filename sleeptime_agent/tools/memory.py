@@ -135,11 +135,11 @@ def _facts(value: str) -> list[str]:
 def dropped_facts(old: str, new: str, *, removed: str = "", keep: float = 0.5) -> list[str]:
     """Facts of ``old`` that ``new`` no longer holds and ``removed`` does not account for.
 
-    A fact is a line (or sentence) of the old value. It counts as kept when more than ``keep`` of
-    its content words appear in the new value, and as accounted for when at least that share of
-    its words appears in ``removed``; a fact whose numbers and names (mid-sentence capitalised
-    words) all appear in the new value also counts as kept, so "Age: 36" may become "36 years". Word overlap is deliberately simple: it lets a rewrite rephrase and
-    merge lines, but not lose a fact silently.
+    A fact is a line (or sentence) of the old value. It counts as kept when more than ``keep``
+    of its content words appear in the new value, or when all its numbers and names
+    (mid-sentence capitalised words) do, so "Age: 36" may become "36 years"; it counts as
+    accounted for when at least ``keep`` of its words appear in ``removed``. Word overlap is
+    deliberately simple: a rewrite may rephrase and merge lines, but not lose a fact silently.
     """
     new_words, removed_words = _words(new), _words(removed)
     lost = []
@@ -203,7 +203,10 @@ class MemoryEditor:
                 continue  # someone wrote meanwhile: re-read and re-apply the same edit
             except (BlockLimitExceeded, ReadOnlyBlock) as exc:
                 raise ToolError(str(exc)) from exc
-            self.seen[label] = stored.version
+            if self.seen.get(label, block.version) == block.version:
+                # Only an edit on top of the version the agent saw leaves it knowing the block;
+                # after a rebase over someone else's write, a rewrite must be shown it first.
+                self.seen[label] = stored.version
             self.edits.append(
                 {"tool": kind, "label": label, "from": block.version, "to": stored.version}
             )

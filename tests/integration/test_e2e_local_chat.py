@@ -1,0 +1,52 @@
+"""End to end on the real local model: a scripted chat, consolidation, and recall in a new thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sleeptime_agent.cli.chat import run_chat
+from sleeptime_agent.store import ChromaBlockStore
+
+pytestmark = [pytest.mark.local_model, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    from sleeptime_agent.local_model import LocalChatModel
+
+    m = LocalChatModel(max_tokens=160)
+    m.load()
+    return m
+
+
+def test_two_facts_are_consolidated_and_recalled_in_a_new_thread(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = ChromaBlockStore.persistent(tmp_path / "store")
+    printed: list[str] = []
+    lines = iter(
+        [
+            "Hi! My name is Marta and I live in Porto.\n",
+            "I have a dog named Bolt.\n",
+            "Thanks, that's all for now.\n",
+        ]
+    )
+    assert (
+        run_chat(store, model, model, user="marta", thread="one", lines=lines, write=printed.append)
+        == 0
+    )
+    # run_chat waited for the sleep-time runs: the facts are in the human block now.
+    human = store.get_block(("marta",), "human")
+    assert human is not None, [b.label for b in store.list_blocks(("marta",))]
+    memory_text = human.value.lower()
+    assert "porto" in memory_text and "bolt" in memory_text, human.value
+    assert human.author == "sleeptime"
+
+    printed.clear()
+    lines = iter(["Where do I live, and what is my dog's name?\n"])
+    assert (
+        run_chat(store, model, model, user="marta", thread="two", lines=lines, write=printed.append)
+        == 0
+    )
+    answer = "".join(printed).lower()
+    assert "porto" in answer and "bolt" in answer, answer
