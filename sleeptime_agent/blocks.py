@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["AGENT_AUTHORS", "Author", "MemoryBlock", "diff_values"]
+__all__ = ["AGENT_AUTHORS", "Author", "MemoryBlock", "diff_values", "order_blocks"]
 
 Author = Literal["user", "primary", "sleeptime", "letta", "system"]
 #: Authors that are agents: they may never write a read_only block.
@@ -65,3 +65,15 @@ def diff_values(old: MemoryBlock, new: MemoryBlock) -> str:
         if a != b:
             lines.append(f"# {name}: {a!r} -> {b!r}")
     return "\n".join(lines)
+
+
+_ORDER = {"persona": 0, "human": 1, "anticipation": 9}
+
+
+def order_blocks(blocks: list[MemoryBlock]) -> list[MemoryBlock]:
+    """Persona, human, other blocks by label, anticipation last.
+
+    Stable blocks first lets a prefix cache reuse them; the block that changes most (the
+    anticipation block) goes last.
+    """
+    return sorted(blocks, key=lambda b: (_ORDER.get(b.label, 5), b.label))

@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from . import prompts
-from .blocks import MemoryBlock, utcnow
+from .blocks import MemoryBlock, order_blocks, utcnow
 from .errors import VersionConflict
 from .graphs.sleeptime import SleeptimeContext, build_sleeptime_graph
 from .ledger import Ledger, RunRecord
@@ -200,13 +200,18 @@ class Consolidator:
         editor = MemoryEditor(
             self.store, namespace, author="sleeptime", seen=dict(record.versions_before)
         )
-        rendered = "\n\n".join(b.render() for b in blocks)
+        rendered = "\n\n".join(b.render() for b in order_blocks(blocks))
         text = "\n".join(m.render() for m in batch)
         messages = [
             SystemMessage(self.system_prompt),
             HumanMessage(self.user_prompt.format(blocks=rendered, transcript=text)),
         ]
-        ctx = SleeptimeContext(editor=editor, max_steps=self.max_steps, max_tokens=self.max_tokens)
+        ctx = SleeptimeContext(
+            editor=editor,
+            max_steps=self.max_steps,
+            max_tokens=self.max_tokens,
+            labels=[b.label for b in blocks if not b.read_only],
+        )
         state = await self.graph.ainvoke(
             {"messages": messages},
             context=ctx,

@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from . import prompts
-from .blocks import MemoryBlock
+from .blocks import MemoryBlock, order_blocks
 from .consolidation import Consolidator
 from .ledger import Ledger, RunRecord
 from .scheduler import SleeptimeScheduler
@@ -44,9 +44,7 @@ class MemoryView:
 
     def render_blocks(self) -> str:
         """Blocks as tagged text; stable blocks first so a prefix cache can reuse them."""
-        order = {"persona": 0, "human": 1, "anticipation": 9}
-        ranked = sorted(self.blocks, key=lambda b: (order.get(b.label, 5), b.label))
-        return "\n".join(b.render() for b in ranked)
+        return "\n".join(b.render() for b in order_blocks(self.blocks))
 
     def render_notes(self) -> str:
         """Retrieved archival notes, or nothing."""

@@ -55,7 +55,8 @@ class SleeptimeContext:
     """At most this many model calls."""
     max_tokens: int = 30_000
     """At most this many input + output tokens over the run."""
-    tool_names: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    """Labels the agent may edit; the tools' ``label`` argument is pinned to them."""
 
 
 def _bind(model: BaseChatModel | Runnable[Any, Any], tools: list[Any]) -> Runnable[Any, Any]:
@@ -84,11 +85,12 @@ def build_sleeptime_graph(
         "archival_memory_insert",
         "memory_finish_edits",
     )
-    # The model sees the schemas only; execution goes through the run's editor.
-    bound = _bind(model, tool_specs(names))
 
     async def agent(state: SleeptimeState, runtime: Runtime[SleeptimeContext]) -> dict[str, Any]:
         prompt = state["messages"]
+        # Bound per run: the schemas pin `label` to this namespace's editable blocks. The model
+        # sees the schemas only; execution goes through the run's editor.
+        bound = _bind(model, tool_specs(names, runtime.context.labels or None))
         reply = await bound.ainvoke(prompt)
         if not isinstance(reply, AIMessage):
             reply = AIMessage(content=str(getattr(reply, "content", reply)))

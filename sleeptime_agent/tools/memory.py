@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,9 +242,8 @@ class MemoryEditor:
                 # Small models repeat edits they already made; a repeat is not an edit.
                 raise ToolError(f"block {label!r} already contains this text; nothing to do")
             lines = block.value.split("\n") if block.value else []
-            at = len(lines) if insert_line < 0 else insert_line
-            if at > len(lines):
-                raise ToolError(f"insert_line {insert_line} is past the end ({len(lines)} lines)")
+            # Past the end means "at the end": small models guess line numbers.
+            at = len(lines) if insert_line < 0 else min(insert_line, len(lines))
             return "\n".join(lines[:at] + new_str.split("\n") + lines[at:])
 
         stored = self._write(label, change, "memory_insert")
@@ -333,14 +332,26 @@ class MemoryEditor:
         return method(**parsed.model_dump())
 
 
-def tool_specs(names: tuple[str, ...] = tuple(TOOL_ARGS)) -> list[dict[str, Any]]:
-    """OpenAI-format tool specs (name, description, JSON schema) for ``bind_tools``."""
+def tool_specs(
+    names: tuple[str, ...] = tuple(TOOL_ARGS), labels: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """OpenAI-format tool specs (name, description, JSON schema) for ``bind_tools``.
+
+    With ``labels``, the ``label`` argument is an enum of them: providers with constrained
+    decoding (and the local model's grammar) then cannot name a block that does not exist or
+    that the agent may not edit. Small models otherwise invent labels from descriptions.
+    """
     specs = []
     for name in names:
         schema = TOOL_ARGS[name]
         params = schema.model_json_schema()
         params.pop("title", None)
         params.pop("description", None)
+        if labels and "label" in params.get("properties", {}):
+            params["properties"]["label"] = {
+                **params["properties"]["label"],
+                "enum": list(labels),
+            }
         specs.append(
             {
                 "type": "function",

@@ -93,7 +93,6 @@ def test_replace_insert_rethink_happy_paths(store: ChromaBlockStore) -> None:
         ("memory_insert", {"label": "human", "new_str": "x" * 80}, "over its limit"),
         ("memory_insert", {"label": "human", "new_str": "Lives in Berlin"}, "already contains"),
         ("memory_insert", {"label": "human", "new_str": "   "}, "empty"),
-        ("memory_insert", {"label": "human", "new_str": "x", "insert_line": 9}, "past the end"),
         ("memory_rethink", {"label": "human", "new_memory": ""}, "refusing to empty"),
         ("memory_rethink", {"label": "persona", "new_memory": "evil"}, "read_only"),
         ("memory_rethink", {"label": "human", "new_memory": "Name: Ada"}, "would drop"),
@@ -223,6 +222,17 @@ async def test_langchain_tools_async(store: ChromaBlockStore) -> None:
 def test_namespace_from_config_with_agent() -> None:
     assert namespace_from_config({"configurable": {"user_id": "u", "agent_id": "a"}}) == ("u", "a")
     assert namespace_from_config({"configurable": {"user_id": "u"}}) == ("u",)
+
+
+def test_insert_past_the_end_appends(store: ChromaBlockStore) -> None:
+    editor(store).memory_insert("human", "Likes tea", insert_line=9)
+    assert value(store).endswith("\nLikes tea")
+
+
+def test_tool_specs_can_pin_labels() -> None:
+    specs = {s["function"]["name"]: s["function"] for s in tool_specs(labels=["human", "notes"])}
+    assert specs["memory_insert"]["parameters"]["properties"]["label"]["enum"] == ["human", "notes"]
+    assert "label" not in specs["archival_memory_insert"]["parameters"]["properties"]
 
 
 def test_tool_specs_are_letta_shaped() -> None:
