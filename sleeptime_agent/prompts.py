@@ -23,8 +23,8 @@ __all__ = [
 PERSONA_DEFAULT = "I am a helpful, concise assistant that remembers what the user tells me."
 PERSONA_DESCRIPTION = "Who the assistant is and how it behaves."
 HUMAN_DESCRIPTION = (
-    "Stable facts about the user: name, where they live, work, family, preferences, plans. "
-    "One fact per line. Keep only the current truth; outdated facts are replaced."
+    "Facts the user has stated about themselves, one per line. "
+    "Only the current truth: an outdated fact is replaced."
 )
 ANTICIPATION_DESCRIPTION = (
     "Questions the user is likely to ask next, each with a short worked answer or a "
@@ -37,8 +37,8 @@ new part of a conversation and edit the assistant's memory blocks so that they h
 lasting fact about the user, up to date, without duplicates.
 
 Rules:
-- Store facts the user states about themselves (name, home, job, family, likes, plans, dates).
-- Never invent facts: store only what the user actually said.
+- Store the lasting facts the user states about themselves, one short line each.
+- Never invent or guess: store only what the user actually said in the conversation.
 - When a fact changes (for example the user moved to a new city), replace the old line with \
 the new fact; the old value stays in the block's history automatically.
 - Use memory_insert to add a new fact as one short line. Use memory_replace to change one \
@@ -57,7 +57,8 @@ Memory blocks (label, description, current value):
 New conversation since your last run:
 {transcript}
 
-Edit the memory blocks now, one tool call at a time, then call memory_finish_edits."""
+Edit the memory blocks now with facts from this conversation only, one tool call at a time, \
+then call memory_finish_edits."""
 
 PRIMARY_SYSTEM = """\
 {persona}
@@ -90,12 +91,11 @@ question about it would most likely need (totals, remainders, differences, rates
 amounts), and write them as notes into the memory block "{label}".
 
 How to write the notes:
-- One short line per computed quantity, showing the arithmetic and the result, \
-e.g. "Apples left = 12 - 5 = 7".
+- One line per quantity, in the form "<quantity> = <arithmetic> = <result>", using the names \
+and numbers of this context.
 - Compute carefully, in order, reusing earlier results.
-- At most 8 lines in all; no explanations, no restating the context.
-- Finish with the most likely question and its answer, e.g. \
-"Likely question: How many apples are left? Answer: 7".
+- At most 8 lines; no explanations, no restating of the context.
+- Last line: "Likely question: <question> Answer: <number>".
 
 Call memory_rethink once with label "{label}" and new_memory holding all your notes, then \
 call memory_finish_edits."""
