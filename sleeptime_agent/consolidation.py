@@ -23,6 +23,7 @@ from .blocks import MemoryBlock, order_blocks, utcnow
 from .errors import VersionConflict
 from .graphs.sleeptime import SleeptimeContext, build_sleeptime_graph
 from .ledger import Ledger, RunRecord
+from .scheduler import ForegroundGate
 from .store import ChromaBlockStore, Namespace
 from .tools.memory import MemoryEditor
 from .transcript import Cursor, Transcript, TranscriptMessage, system_namespace
@@ -78,6 +79,7 @@ class Consolidator:
     blocks: list[MemoryBlock] = field(default_factory=default_blocks)
     system_prompt: str = prompts.SLEEPTIME_SYSTEM
     user_prompt: str = prompts.SLEEPTIME_USER
+    gate: ForegroundGate | None = None
 
     def __post_init__(self) -> None:
         self.transcript = Transcript(self.store)
@@ -211,6 +213,7 @@ class Consolidator:
             max_steps=self.max_steps,
             max_tokens=self.max_tokens,
             labels=[b.label for b in blocks if not b.read_only],
+            gate=self.gate,
         )
         state = await self.graph.ainvoke(
             {"messages": messages},

@@ -24,7 +24,7 @@ from . import prompts
 from .blocks import MemoryBlock, order_blocks
 from .consolidation import Consolidator
 from .ledger import Ledger, RunRecord
-from .scheduler import SleeptimeScheduler
+from .scheduler import ForegroundGate, SleeptimeScheduler
 from .store import ChromaBlockStore, Namespace, Note
 from .tools.memory import namespace_from_config
 from .transcript import Transcript, TranscriptMessage
@@ -90,8 +90,13 @@ class SleeptimeMemory:
             self.scheduler = SleeptimeScheduler()
         self.ledger: Ledger = self.scheduler.ledger
         self.transcript = Transcript(self.store)
+        self.gate = ForegroundGate()
         self.consolidator = Consolidator(
-            self.store, self.sleeptime_model, ledger=self.ledger, **self.consolidator_options
+            self.store,
+            self.sleeptime_model,
+            ledger=self.ledger,
+            gate=self.gate,
+            **self.consolidator_options,
         )
         self.scheduler.attach(self.consolidator.arun_until_caught_up)
 

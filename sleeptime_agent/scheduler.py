@@ -19,12 +19,45 @@ from typing import Any
 from .ledger import Ledger, RunRecord
 from .store import Namespace
 
-__all__ = ["Runner", "SleeptimeScheduler"]
+__all__ = ["ForegroundGate", "Runner", "SleeptimeScheduler"]
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[[Namespace], Awaitable[list[RunRecord]]]
 EventHook = Callable[[str, Namespace, RunRecord | None], None]
+
+
+class ForegroundGate:
+    """Lets user turns go first: sleep-time steps wait while a primary turn is running.
+
+    With one local model (one llama.cpp slot), a sleep-time model call in flight would make the
+    user's turn queue behind it; the sleep-time loop checks this gate before each model call,
+    so a turn waits for at most the one step already running.
+    """
+
+    def __init__(self, poll_seconds: float = 0.05) -> None:
+        self.poll_seconds = poll_seconds
+        self._active = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ForegroundGate:
+        with self._lock:
+            self._active += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._active -= 1
+
+    @property
+    def busy(self) -> bool:
+        """Whether a user turn is running now."""
+        return self._active > 0
+
+    async def wait_clear(self) -> None:
+        """Return once no user turn is running (polls; turns are short and rare)."""
+        while self.busy:
+            await asyncio.sleep(self.poll_seconds)
 
 
 class SleeptimeScheduler:

@@ -118,6 +118,16 @@ def build_chat_graph(
         user = state["messages"][-1]
         if not isinstance(user, HumanMessage):
             raise ValueError("a chat turn starts with a user message (HumanMessage) last")
+        with mem.gate:  # sleep-time steps pause while the user's turn runs
+            return _answer(state, config, namespace, thread_id, user)
+
+    def _answer(
+        state: ChatState,
+        config: RunnableConfig,
+        namespace: tuple[str, ...],
+        thread_id: str,
+        user: HumanMessage,
+    ) -> dict[str, Any]:
         mem.record(namespace, thread_id, "user", user.text)
         view = mem.read(namespace, query=user.text)
         prompt = build_primary_prompt(view, state["messages"], thread_id, recent_turns)

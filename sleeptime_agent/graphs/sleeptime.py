@@ -20,6 +20,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from ..ledger import count_tokens
+from ..scheduler import ForegroundGate
 from ..tools.memory import MemoryEditor, ToolError, tool_specs
 
 __all__ = ["SleeptimeContext", "SleeptimeState", "build_sleeptime_graph"]
@@ -55,6 +56,8 @@ class SleeptimeContext:
     """At most this many model calls."""
     max_tokens: int = 30_000
     """At most this many input + output tokens over the run."""
+    gate: ForegroundGate | None = None
+    """If set, each model call waits until no user turn is running (user turns go first)."""
     labels: list[str] = field(default_factory=list)
     """Labels the agent may edit; the tools' ``label`` argument is pinned to them."""
 
@@ -91,6 +94,8 @@ def build_sleeptime_graph(
         # Bound per run: the schemas pin `label` to this namespace's editable blocks. The model
         # sees the schemas only; execution goes through the run's editor.
         bound = _bind(model, tool_specs(names, runtime.context.labels or None))
+        if runtime.context.gate is not None:
+            await runtime.context.gate.wait_clear()
         reply = await bound.ainvoke(prompt)
         if not isinstance(reply, AIMessage):
             reply = AIMessage(content=str(getattr(reply, "content", reply)))

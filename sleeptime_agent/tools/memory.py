@@ -17,7 +17,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from ..blocks import MemoryBlock
 from ..errors import BlockLimitExceeded, ConfigurationError, ReadOnlyBlock, VersionConflict
@@ -262,7 +262,8 @@ class MemoryEditor:
                     expected_version=0,
                     author=self.author,
                 )
-            except (BlockLimitExceeded, VersionConflict) as exc:
+            except (BlockLimitExceeded, VersionConflict, ValidationError) as exc:
+                # ValidationError: a label MemoryBlock refuses (empty, over 200 characters).
                 raise ToolError(str(exc)) from exc
             self.seen[label] = stored.version
             self.edits.append({"tool": "memory_rethink", "label": label, "from": 0, "to": 1})
@@ -372,7 +373,11 @@ def namespace_from_config(config: RunnableConfig | None) -> Namespace:
     if not user_id:
         raise ConfigurationError("set config['configurable']['user_id'] to choose whose memory")
     agent_id = conf.get("agent_id")
-    return (str(user_id), str(agent_id)) if agent_id else (str(user_id),)
+    namespace = (str(user_id), str(agent_id)) if agent_id else (str(user_id),)
+    if any("\x00" in part for part in namespace):
+        # NUL is reserved: (user_id, "\x00sleeptime") holds that user's cursor and lease.
+        raise ConfigurationError("user_id and agent_id may not contain NUL characters")
+    return namespace
 
 
 def create_memory_tools(

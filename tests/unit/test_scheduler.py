@@ -160,3 +160,23 @@ def test_runner_crash_does_not_kill_the_scheduler() -> None:
 def test_bad_settings() -> None:
     with pytest.raises(ValueError):
         SleeptimeScheduler(every_n_turns=0)
+
+
+async def test_foreground_gate_holds_sleeptime_model_calls() -> None:
+    from sleeptime_agent.consolidation import Consolidator
+    from sleeptime_agent.scheduler import ForegroundGate
+    from sleeptime_agent.store import ChromaBlockStore
+    from sleeptime_agent.testing import ScriptedChatModel, tool_call
+    from sleeptime_agent.transcript import Transcript
+
+    store = ChromaBlockStore.ephemeral()
+    Transcript(store).append(NS, "t", "user", "I live in Porto")
+    model = ScriptedChatModel(replies=[tool_call("memory_finish_edits")])
+    gate = ForegroundGate(poll_seconds=0.01)
+    cons = Consolidator(store, model, gate=gate)
+    with gate:  # a user turn is running
+        task = asyncio.create_task(cons.arun(NS))
+        await asyncio.sleep(0.5)
+        assert model.calls == []  # the sleep-time step waits for the turn
+    record = await asyncio.wait_for(task, 10)
+    assert record.status == "ok" and len(model.calls) == 1
