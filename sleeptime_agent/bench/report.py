@@ -13,12 +13,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["command_line", "percentiles", "write_report"]
+__all__ = ["command_line", "percentiles", "set_command", "write_report"]
+
+_argv: list[str] | None = None
+
+
+def set_command(argv: Sequence[str]) -> None:
+    """Remember the arguments ``sleeptime`` was called with (the CLI does this)."""
+    global _argv
+    _argv = list(argv)
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:
     """The command that produced a report, as a user would type it."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = list(argv if argv is not None else _argv if _argv is not None else sys.argv[1:])
     return shlex.join(["sleeptime", *args])
 
 

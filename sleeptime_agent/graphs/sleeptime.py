@@ -21,7 +21,7 @@ from langgraph.runtime import Runtime
 
 from ..ledger import count_tokens
 from ..scheduler import ForegroundGate
-from ..tools.memory import MemoryEditor, ToolError, tool_specs
+from ..tools.memory import MemoryEditor, ToolCallInvalid, ToolError, tool_specs
 
 __all__ = ["SleeptimeContext", "SleeptimeState", "build_sleeptime_graph"]
 
@@ -41,7 +41,7 @@ class SleeptimeState(TypedDict, total=False):
     input_tokens: int
     output_tokens: int
     failures: list[dict[str, Any]]
-    """Every tool call that did not validate, with the reason."""
+    """Every failed step with the reason; ``kind`` is "invalid" (malformed) or "rejected"."""
     status: str
     """``ok`` (finished by the model) or ``finished_by_budget``."""
 
@@ -118,7 +118,7 @@ def build_sleeptime_graph(
         for call in last.tool_calls:
             cid = call.get("id") or "call"
             if call["name"] not in names:
-                failures.append({"tool": call["name"], "error": "unknown tool"})
+                failures.append({"tool": call["name"], "kind": "invalid", "error": "unknown tool"})
                 msg = f"Error: unknown tool {call['name']!r}; available: {list(names)}"
                 out.append(ToolMessage(msg, tool_call_id=cid, status="error"))
                 continue
@@ -126,7 +126,11 @@ def build_sleeptime_graph(
                 result = await asyncio.to_thread(editor.call, call["name"], call["args"])
                 status: Literal["success", "error"] = "success"
             except ToolError as exc:
-                failures.append({"tool": call["name"], "args": call["args"], "error": str(exc)})
+                # "invalid": malformed call; "rejected": a valid call the editor refused.
+                kind = "invalid" if isinstance(exc, ToolCallInvalid) else "rejected"
+                failures.append(
+                    {"tool": call["name"], "kind": kind, "args": call["args"], "error": str(exc)}
+                )
                 result, status = f"Error: {exc}", "error"
             out.append(ToolMessage(result, tool_call_id=cid, status=status))
             if editor.finished:
@@ -138,7 +142,9 @@ def build_sleeptime_graph(
                 if bad
                 else "no tool call"
             )
-            failures.append({"tool": None, "error": problem, "raw": str(last.content)[:500]})
+            failures.append(
+                {"tool": None, "kind": "invalid", "error": problem, "raw": str(last.content)[:500]}
+            )
             out.append(HumanMessage(_NUDGE.format(problem=problem, tools=", ".join(names))))
         elif not editor.finished:
             applied = [e for e in editor.edits if e.get("label")]

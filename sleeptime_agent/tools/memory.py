@@ -32,6 +32,7 @@ __all__ = [
     "MemoryReplaceArgs",
     "MemoryRethinkArgs",
     "TOOL_ARGS",
+    "ToolCallInvalid",
     "ToolError",
     "create_memory_tools",
     "dropped_facts",
@@ -44,6 +45,10 @@ _MAX_REBASES = 5
 
 class ToolError(Exception):
     """A tool call the model can fix: its text goes back to the model; memory is unchanged."""
+
+
+class ToolCallInvalid(ToolError):
+    """The call itself is malformed: unknown tool, or arguments that fail the schema."""
 
 
 # -- argument schemas (what the model sees) -----------------------------------------------------
@@ -324,11 +329,11 @@ class MemoryEditor:
         """Validate and run one tool call; :class:`ToolError` means the model can fix it."""
         schema = TOOL_ARGS.get(name)
         if schema is None:
-            raise ToolError(f"unknown tool {name!r}; available tools: {sorted(TOOL_ARGS)}")
+            raise ToolCallInvalid(f"unknown tool {name!r}; available tools: {sorted(TOOL_ARGS)}")
         try:
             parsed = schema.model_validate(args)
         except Exception as exc:  # pydantic's message lists every bad field
-            raise ToolError(f"invalid arguments for {name}: {exc}") from exc
+            raise ToolCallInvalid(f"invalid arguments for {name}: {exc}") from exc
         method: Callable[..., str] = getattr(self, name)
         return method(**parsed.model_dump())
 
