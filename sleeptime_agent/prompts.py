@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 __all__ = [
+    "TOOLS_PROMPT",
+    "TOOL_CHOICE_REQUIRED",
+    "TOOL_CHOICE_FORCED",
+    "TOOL_CHOICE_AUTO",
+    "TOOL_ENTRY",
+    "STRUCTURED_PROMPT",
+    "TOOL_RESPONSE",
     "ANTICIPATION_DESCRIPTION",
     "HUMAN_DESCRIPTION",
     "PERSONA_DEFAULT",
@@ -90,12 +97,9 @@ be answered instantly: find every quantity the context gives or implies, compute
 question about it would most likely need (totals, remainders, differences, rates, final \
 amounts), and write them as notes into the memory block "{label}".
 
-How to write the notes:
-- One line per quantity, in the form "<quantity> = <arithmetic> = <result>", using the names \
-and numbers of this context.
-- Compute carefully, in order, reusing earlier results.
-- At most 8 lines; no explanations, no restating of the context.
-- Last line: "Likely question: <question> Answer: <number>".
+How to write the notes: two to five plain sentences, each stating one computed quantity \
+with its calculation, using the names and numbers of this context. Then one sentence with \
+the most likely question and its answer. Never repeat a sentence.
 
 Call memory_rethink once with label "{label}" and new_memory holding all your notes, then \
 call memory_finish_edits."""
@@ -241,3 +245,24 @@ The past messages most relevant to the question, oldest first:
 
 BENCH_QUESTION_FIRST_SYSTEM = "{question}\n\n{memory}"
 BENCH_QUESTION_FIRST_USER = "Answer the question above."
+
+# -- the local model's tool-calling protocol (constrained JSON) -------------------------
+
+TOOLS_PROMPT = (
+    "# Tools\n\n"
+    "You can call the tools below. Reply with exactly one JSON object of the form "
+    '{{"name": <tool name>, "arguments": <object of arguments>}} and nothing else; '
+    "call one tool per reply.{choice}\n\n{tools}"
+)
+TOOL_CHOICE_REQUIRED = " You must call one of the tools."
+TOOL_CHOICE_FORCED = " You must call the tool `{name}`."
+TOOL_CHOICE_AUTO = (
+    " To reply in text without calling a tool, answer with "
+    '{{"name": "{text}", "arguments": {{"content": <your reply>}}}}.'
+)
+TOOL_ENTRY = "## {name}\n{description}\nArguments (JSON schema): {schema}"
+STRUCTURED_PROMPT = (
+    "Reply with exactly one JSON object that matches this JSON schema and nothing else.\n"
+    "{description}Schema: {schema}"
+)
+TOOL_RESPONSE = '<tool_response name="{name}">\n{content}\n</tool_response>'

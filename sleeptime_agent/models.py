@@ -1,0 +1,77 @@
+"""Model resolution: ``"local"``, ``"provider:model"``, a chat model object, or an env var.
+
+Both agents take a model spec. ``None`` falls back to an environment variable
+(:data:`PRIMARY_MODEL_ENV` for the primary agent, :data:`SLEEPTIME_MODEL_ENV` for the sleep-time
+agent) and then to ``"local"``, the bundled offline model. Whatever goes wrong while building a
+model is a developer's configuration problem and surfaces as one line of
+:class:`~sleeptime_agent.errors.ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from langchain_core.language_models import BaseChatModel
+
+from .errors import ConfigurationError
+
+__all__ = ["LOCAL_MODEL", "PRIMARY_MODEL_ENV", "SLEEPTIME_MODEL_ENV", "resolve_model"]
+
+PRIMARY_MODEL_ENV = "SLEEPTIME_MODEL"
+SLEEPTIME_MODEL_ENV = "SLEEPTIME_SLEEPTIME_MODEL"
+LOCAL_MODEL = "local"
+
+_SPEC_HINT = "use 'local' or 'provider:model', e.g. 'openai:gpt-4o-mini'"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def resolve_model(
+    spec: str | BaseChatModel | None, *, env_var: str = PRIMARY_MODEL_ENV
+) -> BaseChatModel:
+    """Turn a model spec into a chat model.
+
+    Args:
+        spec: A chat model (returned as is), ``"local"``, ``"provider:model"`` (anything
+            ``langchain.chat_models.init_chat_model`` accepts), or ``None`` to read ``env_var``.
+        env_var: Environment variable consulted when ``spec`` is ``None``; unset or empty means
+            ``"local"``.
+
+    Raises:
+        ConfigurationError: Unknown provider, missing provider package or API key, or the
+            ``local`` extra is not installed.
+    """
+    if isinstance(spec, BaseChatModel):
+        return spec
+    if spec is None:
+        spec = os.environ.get(env_var, "").strip() or LOCAL_MODEL
+    spec = spec.strip()
+    if spec == LOCAL_MODEL:
+        from .local_model import LocalChatModel, require_local_extra
+
+        require_local_extra()  # fail now, not at the first call deep inside a graph
+        return LocalChatModel()
+    if not spec:
+        raise ConfigurationError(f"empty model spec: {_SPEC_HINT}")
+
+    from langchain.chat_models import init_chat_model
+
+    try:
+        return init_chat_model(spec)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"model {spec!r} needs its LangChain provider package: {_one_line(exc)}"
+        ) from exc
+    except ValueError as exc:
+        # init_chat_model's words for "no such provider"; pydantic's ValidationError (a bad
+        # or missing setting) is a ValueError too and falls through to the generic line.
+        if "model provider" in str(exc) or "model_provider" in str(exc):
+            raise ConfigurationError(f"unknown model provider in {spec!r}: {_SPEC_HINT}") from exc
+        raise ConfigurationError(f"cannot create model {spec!r}: {_one_line(exc)}") from exc
+    except Exception as exc:
+        # Building a chat model does no I/O, so any failure is configuration: typically a
+        # provider client refusing to start without its API key (openai.OpenAIError...).
+        raise ConfigurationError(f"cannot create model {spec!r}: {_one_line(exc)}") from exc
