@@ -3,8 +3,9 @@
 One scripted conversation (a user who shares personal facts and asks about them) is played
 twice with the same model:
 
-- ``refined``: the sleep-time agent consolidates after every turn (the run finishes before the
-  next turn, so the primary's numbers are its own);
+- ``refined``: the sleep-time agent consolidates every N turns (the run finishes before the
+  next turn, so the primary's numbers are its own; the turns in between stay verbatim in the
+  prompt until consolidated, by the freshness rule);
 - ``raw``: no consolidation: the primary's prompt carries the full history.
 
 Reported: the primary's time to first token and turn latency (p50 over windows of turns ending
@@ -81,6 +82,9 @@ def register(sub: Any) -> None:
     p.add_argument("--model", default=None, help="'local' (default) or provider:model")
     p.add_argument("--checkpoints", default="10,30", help="turn numbers to report at")
     p.add_argument("--window", type=int, default=3, help="turns per latency sample window")
+    p.add_argument(
+        "--every", type=int, default=3, help="refined: consolidate every N turns (default 3)"
+    )
     p.add_argument("--max-tokens", type=int, default=64, help="primary reply cap (local model)")
     p.add_argument("--out", default="benchmarks/results/local_model", help="output directory")
     p.set_defaults(func=_cmd)
@@ -156,7 +160,7 @@ def run_local_model_bench(
     for refined in (True, False):
         with tempfile.TemporaryDirectory() as tmp:
             store = ChromaBlockStore.persistent(Path(tmp) / "store")
-            played = _play(model, turns, refined, store)
+            played = _play(model, turns, every if refined else None, store)
         rows = played["turns"]
         summary = {
             str(c): {

@@ -27,7 +27,20 @@ def test_local_model_bench_runs_and_reports(
     )
     out = tmp_path / "out"
     assert (
-        main(["bench", "local-model", "--checkpoints", "2,4", "--window", "2", "--out", str(out)])
+        main(
+            [
+                "bench",
+                "local-model",
+                "--checkpoints",
+                "2,4",
+                "--window",
+                "2",
+                "--every",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
         == 0
     )
     data = json.loads((out / "local_model.json").read_text())
