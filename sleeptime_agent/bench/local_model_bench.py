@@ -96,16 +96,17 @@ def _cmd(args: argparse.Namespace) -> int:
         model = model.model_copy(update={"max_tokens": args.max_tokens})
     checkpoints = [int(x) for x in args.checkpoints.split(",") if x]
     path = run_local_model_bench(
-        model, checkpoints=checkpoints, window=args.window, out=Path(args.out)
+        model, checkpoints=checkpoints, window=args.window, every=args.every, out=Path(args.out)
     )
     print(f"wrote {path}")  # noqa: T201
     return 0
 
 
 def _play(
-    model: BaseChatModel, turns: int, refined: bool, store: ChromaBlockStore
+    model: BaseChatModel, turns: int, every: int | None, store: ChromaBlockStore
 ) -> dict[str, Any]:
-    scheduler = SleeptimeScheduler(every_n_turns=1 if refined else 10**9)
+    refined = every is not None
+    scheduler = SleeptimeScheduler(every_n_turns=every or 10**9)
     memory = SleeptimeMemory(store, model, scheduler=scheduler)
     graph = build_chat_graph(model, memory=memory, checkpointer=InMemorySaver())
     cfg: RunnableConfig = {"configurable": {"user_id": "marta", "thread_id": "bench"}}
@@ -146,7 +147,7 @@ def _window(rows: list[dict[str, Any]], end: int, width: int, key: str) -> dict[
 
 
 def run_local_model_bench(
-    model: BaseChatModel, *, checkpoints: list[int], window: int, out: Path
+    model: BaseChatModel, *, checkpoints: list[int], window: int, every: int, out: Path
 ) -> Path:
     """Play the script in both conditions and write ``local_model.json`` / ``.png``."""
     turns = max(checkpoints)
@@ -154,6 +155,7 @@ def run_local_model_bench(
         "settings": {
             "checkpoints": checkpoints,
             "window": window,
+            "consolidate_every_n_turns": every,
             "model": getattr(model, "model_name", str(model)),
         }
     }
