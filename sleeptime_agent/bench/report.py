@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import sys
@@ -51,7 +52,13 @@ def write_report(out_dir: str | Path, name: str, data: dict[str, Any]) -> Path:
         "benchmark": name,
         "command": command_line(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            # Shared machines: the load while the report was written qualifies every timing.
+            "load_average_1_5_15": list(os.getloadavg()),
+        },
         **data,
     }
     path = out / f"{name}.json"
