@@ -300,7 +300,8 @@ class ChromaBlockStore:
         # Every collection gets our offline function so Chroma's downloading default is never hit.
         self._blocks: Any = self.collection("blocks")
         self._head_hints: Any = self.collection("heads")
-        self._notes: Any = self.collection(f"notes-{_embeddings_tag(self.embeddings)}")
+        self._notes_tag = _embeddings_tag(self.embeddings)
+        self._note_cols: dict[str, Any] = {}
 
     def collection(self, suffix: str) -> Any:
         """Get or create an auxiliary collection of this store (same prefix and embedder)."""
@@ -506,6 +507,32 @@ class ChromaBlockStore:
             raise VersionConflict(block.label, block.version - 1, block.version)
         self._hint(namespace, block.label, block.version)
 
+    def _notes(self, namespace: Namespace, *, create: bool) -> Any:
+        """The namespace's own notes collection (``None`` if absent and not ``create``).
+
+        One collection per namespace: a metadata filter in a shared collection makes Chroma's
+        vector query scan (measured: 0.5 ms -> 220 ms at 30k notes), and separate collections
+        also make isolation structural.
+        """
+        key = hashlib.sha256(namespace_key(namespace).encode()).hexdigest()[:24]
+        col = self._note_cols.get(key)
+        if col is None:
+            suffix = f"notes-{self._notes_tag}-{key}"
+            if create:
+                col = self.collection(suffix)
+            else:
+                ef: Any = default_embeddings()
+                try:
+                    col = self.client.get_collection(
+                        f"{self.prefix}-{suffix}", embedding_function=ef
+                    )
+                except Exception as exc:  # chromadb raises NotFoundError (or ValueError, older)
+                    if "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError":
+                        return None
+                    raise
+            self._note_cols[key] = col
+        return col
+
     def _op_AddNoteOp(self, op: AddNoteOp) -> str:
         return self._op_AddNotesOp(AddNotesOp(op.namespace, (op.text,), (op.metadata,)))[0]
 
@@ -516,10 +543,11 @@ class ChromaBlockStore:
         metas = op.metadatas or (None,) * len(op.texts)
         now = utcnow().isoformat()
         ids = [f"n-{uuid.uuid4().hex}" for _ in op.texts]
+        col = self._notes(op.namespace, create=True)
         for start in range(0, len(ids), 1000):  # bounded request size for the server
             chunk = slice(start, start + 1000)
             texts = list(op.texts[chunk])
-            self._notes.add(
+            col.add(
                 ids=ids[chunk],
                 documents=texts,
                 metadatas=[
@@ -535,13 +563,12 @@ class ChromaBlockStore:
         return ids
 
     def _op_SearchNotesOp(self, op: SearchNotesOp) -> list[Note]:
-        ns = namespace_key(op.namespace)
-        if op.k <= 0 or not op.query.strip():
+        col = self._notes(op.namespace, create=False)
+        if col is None or op.k <= 0 or not op.query.strip():
             return []
-        got = self._notes.query(
+        got = col.query(
             query_embeddings=[self.embeddings.embed_query(op.query)],
             n_results=op.k,
-            where={"ns": ns},
             include=["metadatas", "documents", "distances"],
         )
         ids = got["ids"][0]
@@ -554,8 +581,10 @@ class ChromaBlockStore:
         ]
 
     def _op_ListNotesOp(self, op: ListNotesOp) -> list[Note]:
-        ns = namespace_key(op.namespace)
-        got = self._notes.get(where={"ns": ns}, include=["metadatas", "documents"])
+        col = self._notes(op.namespace, create=False)
+        if col is None:
+            return []
+        got = col.get(include=["metadatas", "documents"])
         notes = [
             Note(i, d or "", json.loads(str(m["metadata"])), str(m["created_at"]))
             for i, d, m in zip(
