@@ -225,7 +225,8 @@ class Consolidator:
         record.output_tokens = int(state.get("output_tokens", 0))
         record.failures = list(state.get("failures", []))
         record.edits = list(editor.edits)
-        record.status = "finished_by_budget" if state.get("status") != "ok" else "ok"
+        status = state.get("status")
+        record.status = status if status in ("ok", "stalled") else "finished_by_budget"
         after = await self.store.alist_blocks(namespace)
         record.versions_after = {b.label: b.version for b in after}
 
@@ -271,6 +272,6 @@ class Consolidator:
         for _ in range(max_runs):
             record = await self.arun(namespace)
             records.append(record)
-            if record.status not in ("ok", "finished_by_budget") or not record.reason:
+            if record.status not in ("ok", "finished_by_budget", "stalled") or not record.reason:
                 break
         return records

@@ -21,7 +21,15 @@ from .blocks import utcnow
 __all__ = ["Ledger", "RunRecord", "RunStatus", "TurnRecord", "count_tokens"]
 
 RunStatus = Literal[
-    "running", "ok", "finished_by_budget", "no_input", "conflict", "error", "cancelled", "skipped"
+    "running",
+    "ok",
+    "finished_by_budget",
+    "stalled",
+    "no_input",
+    "conflict",
+    "error",
+    "cancelled",
+    "skipped",
 ]
 
 

@@ -91,23 +91,33 @@ def register(sub: Any) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    model = resolve_model(args.model, env_var=PRIMARY_MODEL_ENV)
-    if hasattr(model, "max_tokens"):
-        model = model.model_copy(update={"max_tokens": args.max_tokens})
+    sleeper = resolve_model(args.model, env_var=PRIMARY_MODEL_ENV)
+    model = sleeper  # the primary's replies are capped; the sleep-time agent's edits are not
+    if hasattr(sleeper, "max_tokens"):
+        model = sleeper.model_copy(update={"max_tokens": args.max_tokens})
     checkpoints = [int(x) for x in args.checkpoints.split(",") if x]
     path = run_local_model_bench(
-        model, checkpoints=checkpoints, window=args.window, every=args.every, out=Path(args.out)
+        model,
+        sleeper=sleeper,
+        checkpoints=checkpoints,
+        window=args.window,
+        every=args.every,
+        out=Path(args.out),
     )
     print(f"wrote {path}")  # noqa: T201
     return 0
 
 
 def _play(
-    model: BaseChatModel, turns: int, every: int | None, store: ChromaBlockStore
+    model: BaseChatModel,
+    sleeper: BaseChatModel,
+    turns: int,
+    every: int | None,
+    store: ChromaBlockStore,
 ) -> dict[str, Any]:
     refined = every is not None
     scheduler = SleeptimeScheduler(every_n_turns=every or 10**9)
-    memory = SleeptimeMemory(store, model, scheduler=scheduler)
+    memory = SleeptimeMemory(store, sleeper, scheduler=scheduler)
     graph = build_chat_graph(model, memory=memory, checkpointer=InMemorySaver())
     cfg: RunnableConfig = {"configurable": {"user_id": "marta", "thread_id": "bench"}}
     rows = []
@@ -147,7 +157,13 @@ def _window(rows: list[dict[str, Any]], end: int, width: int, key: str) -> dict[
 
 
 def run_local_model_bench(
-    model: BaseChatModel, *, checkpoints: list[int], window: int, every: int, out: Path
+    model: BaseChatModel,
+    *,
+    sleeper: BaseChatModel | None = None,
+    checkpoints: list[int],
+    window: int,
+    every: int,
+    out: Path,
 ) -> Path:
     """Play the script in both conditions and write ``local_model.json`` / ``.png``."""
     turns = max(checkpoints)
@@ -162,7 +178,7 @@ def run_local_model_bench(
     for refined in (True, False):
         with tempfile.TemporaryDirectory() as tmp:
             store = ChromaBlockStore.persistent(Path(tmp) / "store")
-            played = _play(model, turns, every if refined else None, store)
+            played = _play(model, sleeper or model, turns, every if refined else None, store)
         rows = played["turns"]
         summary = {
             str(c): {

@@ -43,7 +43,7 @@ class SleeptimeState(TypedDict, total=False):
     failures: list[dict[str, Any]]
     """Every failed step with the reason; ``kind`` is "invalid" (malformed) or "rejected"."""
     status: str
-    """``ok`` (finished by the model) or ``finished_by_budget``."""
+    """``ok`` (finished by the model), ``finished_by_budget``, or ``stalled`` (looping)."""
 
 
 @dataclass(kw_only=True)
@@ -70,6 +70,18 @@ def _bind(model: BaseChatModel | Runnable[Any, Any], tools: list[Any]) -> Runnab
         except (NotImplementedError, ValueError, TypeError):
             continue
     return model
+
+
+def _repeating(failures: list[dict[str, Any]], times: int = 3) -> bool:
+    """The model made the same refused call ``times`` times: it is looping, stop the run.
+
+    Small models repeat an edit already made ("already contains this text") until the step
+    budget ends; stopping early saves the remaining steps' tokens.
+    """
+    if len(failures) < times:
+        return False
+    last = [(f.get("tool"), repr(f.get("args")), f.get("error")) for f in failures[-times:]]
+    return len(set(last)) == 1
 
 
 def build_sleeptime_graph(
@@ -161,7 +173,12 @@ def build_sleeptime_graph(
             return "budget"
         if state.get("input_tokens", 0) + state.get("output_tokens", 0) >= ctx.max_tokens:
             return "budget"
+        if _repeating(state.get("failures", [])):
+            return "stalled"
         return "agent"
+
+    def stalled(state: SleeptimeState) -> dict[str, Any]:
+        return {"status": "stalled"}
 
     def finish(state: SleeptimeState) -> dict[str, Any]:
         return {"status": "ok"}
@@ -174,9 +191,11 @@ def build_sleeptime_graph(
     builder.add_node("tools", tools)
     builder.add_node("finish", finish)
     builder.add_node("budget", budget)
+    builder.add_node("stalled", stalled)
     builder.add_edge(START, "agent")
     builder.add_edge("agent", "tools")
-    builder.add_conditional_edges("tools", route, ["agent", "finish", "budget"])
+    builder.add_conditional_edges("tools", route, ["agent", "finish", "budget", "stalled"])
     builder.add_edge("finish", END)
     builder.add_edge("budget", END)
+    builder.add_edge("stalled", END)
     return builder.compile(name="sleeptime")

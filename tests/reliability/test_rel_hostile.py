@@ -183,9 +183,13 @@ def test_hostile_output_changes_memory_only_by_valid_edits(name: str) -> None:
 
     record = asyncio.run(cons.arun(NS))
 
-    # The budget always ends the run, and the run is recorded.
-    assert record.status == "finished_by_budget", record
-    assert record.steps == case.expect_steps
+    # The budget always ends the run (or, for a model repeating one refused call, the loop
+    # guard ends it sooner), and the run is recorded.
+    assert record.status in ("finished_by_budget", "stalled"), record
+    if record.status == "finished_by_budget":
+        assert record.steps == case.expect_steps
+    else:
+        assert 3 <= record.steps < case.expect_steps
     assert cons.ledger.runs == [record]
     # Every bad call is a recorded failure with a reason; nothing else is.
     assert len(record.failures) == case.failures_per_step * record.steps - case.valid_edits

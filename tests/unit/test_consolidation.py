@@ -178,3 +178,13 @@ async def test_long_backlog_is_split_into_bounded_runs() -> None:
     assert tr.cursor(NS).seq == 12
     for call in cons.model.calls:  # type: ignore[attr-defined]
         assert len(str(call[1].content)) < 2500
+
+
+async def test_a_model_repeating_a_refused_call_is_stopped_early() -> None:
+    store, cons, tr = setup(
+        [tool_call("memory_replace", label="human", old_str="zzz", new_str="y")], max_steps=20
+    )
+    cons.model.repeat_last = True  # type: ignore[attr-defined]
+    rec = await cons.arun(NS)
+    assert rec.status == "stalled" and rec.steps == 3
+    assert tr.cursor(NS).seq == 2  # like a budget end: attempted, not retried forever
