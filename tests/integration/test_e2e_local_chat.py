@@ -1,4 +1,4 @@
-"""End to end on the real local model: a scripted chat, consolidation, and recall in a new thread."""
+"""End to end on the real local model: a scripted chat, consolidation, recall in a new thread."""
 
 from __future__ import annotations
 
