@@ -289,6 +289,15 @@ class MemoryEditor:
                 f"{current.version}). Its value is now:\n{current.value}\nRewrite it from this."
             )
         if self.guard:
+            dropping = dropped_facts(current.value, new_memory)
+            if len(dropping) > 1:
+                # Declared or not, several facts gone in one rewrite is how consolidation
+                # destroys memory (seen on a 1.5B model); outdated facts go one at a time.
+                raise ToolError(
+                    f"memory_rethink would drop {len(dropping)} facts at once: "
+                    + "; ".join(repr(f) for f in dropping)
+                    + ". Keep them; replace an outdated fact on its own with memory_replace."
+                )
             lost = dropped_facts(current.value, new_memory, removed=removed)
             if lost:
                 raise ToolError(

@@ -172,6 +172,14 @@ def test_guard_allows_rephrasing_and_declared_removals() -> None:
     )
 
 
+def test_rethink_may_not_drop_several_facts_even_if_declared(store: ChromaBlockStore) -> None:
+    ed = editor(store)
+    with pytest.raises(ToolError, match="drop 2 facts at once"):
+        ed.memory_rethink("human", "Likes tea", removed="Name: Ada; Lives in Berlin")
+    ed.memory_rethink("human", "Name: Ada\nLives in Lisbon", removed="Lives in Berlin (moved)")
+    assert value(store) == "Name: Ada\nLives in Lisbon"
+
+
 def test_rethink_creates_missing_block(store: ChromaBlockStore) -> None:
     editor(store).memory_rethink("anticipation", "Q: where does Ada live? A: Berlin")
     assert value(store, "anticipation").startswith("Q:")
