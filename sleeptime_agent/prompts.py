@@ -24,6 +24,7 @@ __all__ = [
     "STATEFUL_NOTES_SECTION",
     "STATEFUL_SLEEPTIME_SYSTEM",
     "STATEFUL_SLEEPTIME_USER",
+    "STATEFUL_THINK_SYSTEM",
     "STATEFUL_VERBOSITY",
 ]
 
@@ -90,28 +91,31 @@ STATEFUL_NOTES_DESCRIPTION = (
     "computed step by step, and the answers to the questions most likely to be asked."
 )
 
+#: Sleep-time step 1: free reasoning on the context. A 1.5B model reasons well in plain text
+#: but degenerates (loops, copies the context) when it must reason inside a JSON tool call.
+STATEFUL_THINK_SYSTEM = (
+    "You prepare for a question before it is asked. You see the context of a math word "
+    "problem; its question is hidden and will be asked later. Work out, step by step and "
+    "briefly, the quantities a question about it would most likely need (totals, remainders, "
+    "differences, rates, final amounts), and end with the most likely question and its answer."
+)
+
+#: Sleep-time step 2: the product's edit loop stores the analysis as the notes block (c').
 STATEFUL_SLEEPTIME_SYSTEM = """\
-You prepare for a question before it is asked. You are shown the context of a math word \
-problem; its question is hidden and will be asked later. Work ahead now so the question can \
-be answered instantly: find every quantity the context gives or implies, compute the values a \
-question about it would most likely need (totals, remainders, differences, rates, final \
-amounts), and write them as notes into the memory block "{label}".
-
-How to write the notes: two to five plain sentences, each stating one computed quantity \
-with its calculation, using the names and numbers of this context. Then one sentence with \
-the most likely question and its answer. Never repeat a sentence.
-
-Call memory_rethink once with label "{label}" and new_memory holding all your notes, then \
-call memory_finish_edits."""
+You manage the memory of a problem solver. You are given the context of a math word problem \
+(its question is hidden) and a worked analysis of it. Save the analysis as notes in the \
+memory block "{label}": call memory_rethink once with label "{label}" and new_memory holding \
+the computed quantities with their results and the likely question with its answer, one \
+short line each, at most 8 lines. Then call memory_finish_edits."""
 
 STATEFUL_SLEEPTIME_USER = """\
 Context:
 {context}
 
-Memory block:
-{block}
+Worked analysis:
+{analysis}
 
-Write your notes with memory_rethink now."""
+Save the notes into the block "{label}" with memory_rethink now."""
 
 STATEFUL_ANSWER_SYSTEM = (
     "You solve math problems accurately. Always end your reply with 'The answer is N', "
@@ -189,8 +193,14 @@ line; old_str must be copied exactly from the block. Use memory_rethink only to 
 whole block, keeping every fact that is still true.
 - Use archival_memory_insert for a detail that does not fit in a block (one dated sentence: \
 who, what, when).
+- Write only facts said in the new session. Never copy a block's description or another \
+block's text into a block.
 - Do not copy the conversation verbatim; do not store greetings or small talk.
 - Call exactly one tool per step. When memory is complete, call memory_finish_edits.
+
+Example step, for a person Ana who is not in this conversation (use the real block labels): \
+{"name": "memory_insert", "arguments": {"label": "ana", "new_str": "Moved to Porto on 3 March \
+2022 for a nursing job."}}
 """
 BENCH_LOCOMO_INSTRUCTIONS = (
     "Answer the question about {a} and {b} with a short phrase, using the exact words of the "
@@ -216,8 +226,14 @@ whole block, keeping every fact that is still true.
 including what the assistant recommended or told the user (one dated sentence each).
 - Keep the "anticipation" block as a few lines: a question the user may ask next and its \
 short answer, computed from memory.
+- Write only facts said in the new session. Never copy a block's description or another \
+block's text into a block, and never invent placeholders.
 - Do not copy the conversation verbatim; do not store greetings or small talk.
 - Call exactly one tool per step. When memory is complete, call memory_finish_edits.
+
+Example step, for a user Ana who is not this user (use the real block labels): \
+{"name": "memory_insert", "arguments": {"label": "ana", "new_str": "Moved to Porto on 3 March \
+2022 for a nursing job."}}
 """
 BENCH_LME_INSTRUCTIONS = (
     "Answer the user's question from what you know of your past conversations with them, in "

@@ -1,10 +1,13 @@
 """The paper's two phases on one stateful problem: sleep-time notes on the context, then answers.
 
-Sleep-time: the sleep-time agent sees only the context ``c`` and writes its notes ``c'`` into a
-memory block through the product's own edit loop (:func:`build_sleeptime_graph` and
-:class:`MemoryEditor` on a :class:`ChromaBlockStore`), so what a benchmark measures is the code
-path users run. Test-time: the primary answers the question from the context, with or without
-``c'``, at one of five verbosity levels (the paper's test-time budget axis).
+Sleep-time: the sleep-time agent sees only the context ``c``. It first reasons about it in plain
+text, then the product's own edit loop (:func:`build_sleeptime_graph` with
+:class:`MemoryEditor` on a :class:`ChromaBlockStore`) has it save that analysis as the notes
+``c'`` with ``memory_rethink`` and finish, so the write path a benchmark measures is the one
+users run. (The paper's agent reasons inside the ``rethink_memory`` call; the bundled 1.5B
+model loops or copies the context when asked to, hence the separate reasoning step.)
+Test-time: the primary answers the question from the context, with or without ``c'``, at one
+of five verbosity levels (the paper's test-time budget axis).
 
 Scaled sleep-time compute (``k`` notes per context) is combined by :func:`combine_notes`: the
 ``k`` blocks are concatenated in sample order with duplicate lines dropped, so agreeing samples
@@ -90,7 +93,12 @@ def with_temperature(model: BaseChatModel, temperature: float) -> BaseChatModel:
 
 
 class NotesWriter:
-    """Runs the sleep-time phase: one fresh namespace per run, the product's edit loop.
+    """Runs the sleep-time phase in two steps, both on the context alone.
+
+    First the model reasons about the context in plain text (the sleep-time compute); then the
+    product's edit loop (:func:`build_sleeptime_graph`, :class:`MemoryEditor`, one fresh
+    namespace per run) has it save that analysis as the notes block with ``memory_rethink``.
+    Tokens of both steps count as sleep-time tokens.
 
     Args:
         model: The sleep-time model (binds tools).
@@ -98,8 +106,10 @@ class NotesWriter:
         max_steps: Model calls per run (one rethink and one finish is the plan; spare steps
             let the agent recover from a malformed call).
         max_tokens: Prompt + completion tokens per run.
-        system_prompt: Instructions; ``{label}`` is the notes block's label.
-        user_prompt: The context prompt; ``{context}`` and ``{block}`` are filled in.
+        system_prompt: Edit-loop instructions; ``{label}`` is the notes block's label.
+        user_prompt: The edit loop's input; ``{context}``, ``{analysis}`` and ``{label}`` are
+            filled in.
+        think_prompt: Instructions of the reasoning step (its user turn is the context).
     """
 
     def __init__(
@@ -111,7 +121,10 @@ class NotesWriter:
         max_tokens: int = 12_000,
         system_prompt: str = prompts.STATEFUL_SLEEPTIME_SYSTEM,
         user_prompt: str = prompts.STATEFUL_SLEEPTIME_USER,
+        think_prompt: str = prompts.STATEFUL_THINK_SYSTEM,
     ) -> None:
+        self.model = model
+        self.think_prompt = think_prompt
         self.store = store
         self.max_steps = max_steps
         self.max_tokens = max_tokens
@@ -133,15 +146,18 @@ class NotesWriter:
         """
         started = time.perf_counter()
         label = prompts.STATEFUL_NOTES_LABEL
+        think = [SystemMessage(self.think_prompt), HumanMessage(context)]
+        thought = await self.model.ainvoke(think)
+        think_in, think_out = count_tokens(thought, think)
         block = MemoryBlock(label=label, description=prompts.STATEFUL_NOTES_DESCRIPTION)
         created = await self.store.aput_block(namespace, block, expected_version=0, author="system")
         editor = MemoryEditor(
             self.store, namespace, author="sleeptime", seen={label: created.version}
         )
-        messages = [
-            SystemMessage(self.system_prompt.format(label=label)),
-            HumanMessage(self.user_prompt.format(context=context, block=created.render())),
-        ]
+        user = self.user_prompt.format(
+            context=context, analysis=str(thought.text).strip(), label=label
+        )
+        messages = [SystemMessage(self.system_prompt.format(label=label)), HumanMessage(user)]
         ctx = SleeptimeContext(editor=editor, max_steps=self.max_steps, max_tokens=self.max_tokens)
         state = await self.graph.ainvoke(
             {"messages": messages},
@@ -152,8 +168,8 @@ class NotesWriter:
         text = "\n".join(b.value.strip() for b in sorted(blocks, key=lambda b: b.label))
         return Notes(
             text=text.strip(),
-            input_tokens=int(state.get("input_tokens", 0)),
-            output_tokens=int(state.get("output_tokens", 0)),
+            input_tokens=think_in + int(state.get("input_tokens", 0)),
+            output_tokens=think_out + int(state.get("output_tokens", 0)),
             steps=int(state.get("steps", 0)),
             status="ok" if state.get("status") == "ok" else "finished_by_budget",
             failures=len(state.get("failures", [])),

@@ -1,0 +1,274 @@
+"""The paper's bench commands end to end on 2 items with a scripted model: outputs and resuming."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from sleeptime_agent import prompts
+from sleeptime_agent.bench import amortization, predictability, stateful
+from sleeptime_agent.bench.results import ResultsFile
+from sleeptime_agent.cli import main
+from sleeptime_agent.graphs.stateful_qa import answer_messages, combine_notes
+from sleeptime_agent.testing import ScriptedChatModel, tool_call
+
+GSM_ROWS = [
+    {
+        "id": 25,
+        "instance": 0,
+        "question": "Ann has 3 red pens. She buys 4 blue pens. How many pens does Ann have?",
+        "answer": "3 + 4 = 7\n#### 7",
+    },
+    {
+        "id": 26,
+        "instance": 0,
+        "question": "A box holds 2.5 kg of rice. Tom uses 1 kg. How much rice is left?",
+        "answer": "2.5 - 1 = 1.5\n#### 1.5",
+    },
+    {  # a tuning template: never in a default run
+        "id": 3,
+        "instance": 0,
+        "question": "Bo has 2 cats. How many cats does Bo have?",
+        "answer": "#### 2",
+    },
+]
+AIME_ROWS = [
+    {"id": "2024-I-1", "problem": "Let $x = 3$ and $y = 4$. Find $x + y$.", "answer": "7"},
+    {"id": "2024-I-2", "problem": "Let $n = 6$. Find $n^2$.", "answer": "36"},
+]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    gsm = root / "gsm-symbolic" / "generated_data"
+    gsm.mkdir(parents=True)
+    (gsm / "GSM_p2.jsonl").write_text("\n".join(json.dumps(r) for r in GSM_ROWS) + "\n")
+    (root / "aime").mkdir()
+    (root / "aime" / "aime_2024.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in AIME_ROWS) + "\n"
+    )
+    (root / "aime" / "aime_2025.jsonl").write_text("")
+    return root
+
+
+def _reply(messages: list[BaseMessage]) -> Any:
+    """Sleep-time: reason, rethink once, finish. Test-time: right only when notes are given."""
+    system = str(messages[0].content)
+    if system == prompts.STATEFUL_THINK_SYSTEM:
+        return "Total = 7. Rice left = 1.5. Square = 36."
+    if "manage the memory" in system:
+        last = messages[-1]
+        if isinstance(last, HumanMessage) and "Worked analysis" in str(last.content):
+            return tool_call(
+                "memory_rethink",
+                label=prompts.STATEFUL_NOTES_LABEL,
+                new_memory="Total = 7\nRice left = 1.5\nSquare = 36",
+            )
+        return tool_call("memory_finish_edits")
+    user = str(messages[-1].content)
+    if "worked out in advance" not in user:
+        return "I am not sure. The answer is 0"
+    if "rice" in user:
+        return "The answer is 1.5"
+    return "The answer is 36" if "n^2" in user else "The answer is 7"
+
+
+class _Models:
+    """Counts model calls across every scripted model the commands build."""
+
+    def __init__(self) -> None:
+        self.made: list[ScriptedChatModel] = []
+
+    def __call__(self, spec: Any, **_: Any) -> ScriptedChatModel:
+        model = ScriptedChatModel(replies=[_reply], repeat_last=True)
+        self.made.append(model)
+        return model
+
+    @property
+    def calls(self) -> int:
+        return sum(len(m.calls) for m in self.made)
+
+
+@pytest.fixture
+def models(monkeypatch: pytest.MonkeyPatch) -> _Models:
+    fake = _Models()
+    monkeypatch.setattr(stateful, "resolve_model", fake)
+    return fake
+
+
+def _report(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _png(path: Path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stateful_gsm_end_to_end_and_resume(
+    data: Path, tmp_path: Path, models: _Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "gsm"
+    argv = [
+        "bench",
+        "stateful-gsm",
+        "--limit",
+        "2",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--verbosity",
+        "0,4",
+        "--k",
+        "1,2",
+        "--k-limit",
+        "1",
+        "--k-verbosity",
+        "0",
+    ]
+    monkeypatch.setattr(sys, "argv", ["sleeptime", *argv])
+    assert main(argv) == 0
+    first = models.calls
+    assert first > 0
+    report = _report(out / "stateful-gsm.json")
+    conditions = report["conditions"]
+    # Default templates 25-49: the tuning template 3 is never run.
+    items = {r.item_id for r in ResultsFile(out / "answers.jsonl").records()}
+    assert items == {"p2-25-0", "p2-26-0"}
+    assert set(conditions) == {
+        "baseline-v0",
+        "baseline-v4",
+        "sleeptime-k1-v0",
+        "sleeptime-k1-v4",
+        "sleeptime-k2-v0",
+    }
+    assert conditions["sleeptime-k1-v0"]["accuracy"] == 1.0
+    assert conditions["baseline-v0"]["accuracy"] == 0.0
+    assert conditions["sleeptime-k2-v0"]["n"] == 1  # k > 1 on the first item only
+    for row in conditions.values():
+        assert row["ci_low"] <= (row["accuracy"] or 0) <= row["ci_high"]
+        assert row["mean_testtime_completion_tokens"] > 0
+        assert row["mean_testtime_prompt_tokens"] > 0
+    assert conditions["sleeptime-k1-v0"]["mean_sleeptime_tokens"] > 0
+    assert conditions["baseline-v0"]["mean_sleeptime_tokens"] == 0
+    head = report["headline"]
+    assert head["sleeptime"]["accuracy"] == 1.0 and head["exact"] is False
+    assert report["command"].startswith("sleeptime bench stateful-gsm")
+    assert report["protocol"]["reductions"]
+    _png(out / "pareto.png")
+    _png(out / "scaling.png")
+
+    # A second run finds everything done: no model call, same report.
+    assert main(argv) == 0
+    assert models.calls == first
+    assert _report(out / "stateful-gsm.json")["conditions"] == conditions
+
+    # Amortization from the same directory, no model at all.
+    am_out = tmp_path / "am"
+    assert main(["bench", "amortization", "--results", str(out), "--out", str(am_out)]) == 0
+    am = _report(am_out / "amortization.json")
+    assert am["weight"] == 10.0
+    assert [len(c["cost"]) for c in am["curves"]] == [20, 20, 20]
+    base, sleep = am["curves"][0]["cost"], am["curves"][1]["cost"]
+    assert len(set(base)) == 1 and sleep[0] > sleep[-1]  # sleep-time cost amortizes
+    _png(am_out / "amortization.png")
+
+    # Predictability with a fake log-prob function; cached, so the rerun scores nothing.
+    scored: list[str] = []
+
+    def fake_logprob(context: str, question: str) -> list[float]:
+        scored.append(question)
+        return [-0.5, -1.0] if "rice" in question else [-0.1]
+
+    pr_out = tmp_path / "pr"
+    for _ in range(2):
+        path = predictability.run_predictability(
+            out, pr_out, n_bins=5, data=str(data), logprob=fake_logprob
+        )
+    assert len(scored) == 2
+    pr = _report(path)
+    assert [b["n_items"] for b in pr["bins"]] == [1, 1]
+    assert pr["bins"][0]["mean_of_mean_token_logprob"] == pytest.approx(-0.75)
+    assert pr["bins"][0]["gap"] == pytest.approx(1.0)
+    _png(pr_out / "predictability.png")
+
+
+def test_stateful_aime_smoke(data: Path, tmp_path: Path, models: _Models) -> None:
+    out = tmp_path / "aime"
+    argv = ["bench", "stateful-aime", "--limit", "2", "--data", str(data), "--out", str(out)]
+    argv += ["--k", "1", "--verbosity", "0"]
+    assert main(argv) == 0
+    report = _report(out / "stateful-aime.json")
+    assert report["conditions"]["sleeptime-k1-v0"]["accuracy"] == 1.0
+    assert report["conditions"]["baseline-v0"]["n"] == 2
+    calls = models.calls
+    assert main(argv) == 0
+    assert models.calls == calls
+
+
+def test_predictability_cli_uses_local_logprob(
+    data: Path, tmp_path: Path, models: _Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "gsm"
+    argv = ["bench", "stateful-gsm", "--limit", "2", "--data", str(data), "--out", str(out)]
+    assert main([*argv, "--k", "1", "--verbosity", "0"]) == 0
+    monkeypatch.setattr(
+        predictability, "local_logprob", lambda threads=None: lambda c, q: [-float(len(q))]
+    )
+    pr_out = tmp_path / "pr"
+    argv = ["bench", "predictability", "--results", str(out), "--out", str(pr_out)]
+    assert main([*argv, "--data", str(data), "--bins", "2"]) == 0
+    assert len(_report(pr_out / "predictability.json")["bins"]) == 2
+
+
+def test_amortization_needs_results(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no baseline"):
+        amortization.run_amortization(tmp_path, tmp_path / "am")
+
+
+def test_combine_notes_drops_duplicate_lines() -> None:
+    assert combine_notes(["a = 1\nb = 2"]) == "a = 1\nb = 2"
+    combined = combine_notes(["a = 1\nb = 2", "A =  1\nc = 3", "b = 2"])
+    assert combined == "[notes 1]\na = 1\nb = 2\n[notes 2]\nc = 3"
+
+
+def test_answer_prompt_puts_instruction_last() -> None:
+    base = answer_messages("ctx", "q?", notes=None, verbosity=0)
+    with_notes = answer_messages("ctx", "q?", notes="n = 1", verbosity=4)
+    assert "worked out in advance" not in str(base[1].content)
+    assert str(with_notes[1].content).endswith(prompts.STATEFUL_VERBOSITY[4])
+    with pytest.raises(ValueError):
+        answer_messages("ctx", "q?", notes=None, verbosity=5)
+
+
+def test_parse_helpers() -> None:
+    assert stateful.parse_range("25-27") == (25, 26, 27)
+    assert stateful.parse_ints("0,2-3,2") == (0, 2, 3)
+    with pytest.raises(ValueError):
+        stateful.parse_range("5-1")
+
+
+def test_report_only_covers_finished_items(data: Path, tmp_path: Path, models: _Models) -> None:
+    out = tmp_path / "gsm"
+    argv = ["bench", "stateful-gsm", "--data", str(data), "--out", str(out), "--k", "1"]
+    assert main([*argv, "--limit", "1", "--verbosity", "0"]) == 0
+    calls = models.calls
+    assert main([*argv, "--limit", "2", "--verbosity", "0", "--report-only"]) == 0
+    assert models.calls == calls
+    report = _report(out / "stateful-gsm.json")
+    assert report["protocol"]["n_items"] == 1
+    assert "1 of 2" in report["protocol"]["reductions"][0]
+
+
+def test_plan_without_k1_runs_each_sample_once(data: Path) -> None:
+    cfg = stateful.StatefulConfig(data=str(data), limit=1, ks=(2,), verbosity=(0,))
+    items = stateful.load_items(cfg)
+    units = stateful._plan(cfg, items, set(), set())
+    assert [u.sample for u in units if u.sample is not None] == [0, 1]
