@@ -132,6 +132,17 @@ def _distinctive(fact: str) -> set[str]:
     }
 
 
+def _near_duplicate(new: str, value: str, share: float = 0.8) -> str | None:
+    """An existing line that already holds at least ``share`` of ``new``'s content words."""
+    words = _words(new)
+    if len(words) < 3:
+        return None  # too short to judge; exact repeats are caught separately
+    for line in value.split("\n"):
+        if len(words & _words(line)) / len(words) >= share:
+            return line
+    return None
+
+
 def _facts(value: str) -> list[str]:
     parts = re.split(r"\n+|(?<=[.!?])\s+(?=[A-Z0-9-])", value)
     return [p.strip(" -*\t") for p in parts if _words(p)]
@@ -246,6 +257,13 @@ class MemoryEditor:
             if new_str.strip() in block.value:
                 # Small models repeat edits they already made; a repeat is not an edit.
                 raise ToolError(f"block {label!r} already contains this text; nothing to do")
+            near = _near_duplicate(new_str, block.value)
+            if near is not None:
+                # Seen on a 1.5B model: each insert re-stated the previous line plus a sentence.
+                raise ToolError(
+                    f"block {label!r} already holds this (line: {near!r}); insert only new facts, "
+                    "or use memory_replace to change that line"
+                )
             lines = block.value.split("\n") if block.value else []
             # Past the end means "at the end": small models guess line numbers.
             at = len(lines) if insert_line < 0 else min(insert_line, len(lines))

@@ -232,6 +232,15 @@ def test_namespace_from_config_with_agent() -> None:
     assert namespace_from_config({"configurable": {"user_id": "u"}}) == ("u",)
 
 
+def test_insert_refuses_a_restatement_of_an_existing_line(store: ChromaBlockStore) -> None:
+    ed = editor(store)
+    ed.memory_insert("dup", "Interested in marine biology and ecosystems")
+    with pytest.raises(ToolError, match="already holds this"):
+        ed.memory_insert("dup", "Interested in marine biology and ecosystems and animals")
+    ed.memory_insert("dup", "Has a beagle called Bolt")  # a new fact still goes in
+    assert value(store, "dup").endswith("ecosystems\nHas a beagle called Bolt")
+
+
 def test_insert_past_the_end_appends(store: ChromaBlockStore) -> None:
     editor(store).memory_insert("human", "Likes tea", insert_line=9)
     assert value(store).endswith("\nLikes tea")
