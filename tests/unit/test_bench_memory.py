@@ -117,7 +117,6 @@ def models(monkeypatch: pytest.MonkeyPatch) -> list[ScriptedChatModel]:
     fake_resolve.label = "alice"  # type: ignore[attr-defined]
     fake_resolve.answer = "Tom"  # type: ignore[attr-defined]
     monkeypatch.setattr(memqa, "resolve_model", fake_resolve)
-    monkeypatch.setattr(memqa, "_test_resolver", fake_resolve, raising=False)
     return made
 
 
