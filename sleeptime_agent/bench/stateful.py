@@ -112,6 +112,9 @@ class StatefulConfig:
     threads: int | None = None
     """CPU threads of the local model (``None``: its default). On a shared machine 1 thread
     can be several times faster than 2: llama.cpp's threads wait on each other at every layer."""
+    parallel: int = 1
+    """Items worked on at once. With the local model each gets its own llama.cpp slot and the
+    slots decode in one batch (measured 1.26x the tokens/s of one stream on 2 cores)."""
 
     @property
     def k_levels(self) -> tuple[int, ...]:
@@ -374,22 +377,33 @@ async def _arun(cfg: StatefulConfig, model: BaseChatModel, items: list[StatefulI
         if rec.error is None:
             runner.notes[(key[0], int(key[1].split("-")[1]))] = rec
     units = _plan(cfg, items, answers.done_keys(), sleeps.done_keys())
+    # An item's units stay in plan order (its answers need its samples); items run side by
+    # side up to ``cfg.parallel``.
+    by_item: dict[str, list[_Unit]] = {}
+    for unit in units:
+        by_item.setdefault(unit.item.id, []).append(unit)
+    slots = asyncio.Semaphore(max(1, cfg.parallel))
     with tqdm(total=len(units), desc=cfg.bench, unit="call", dynamic_ncols=True) as bar:
-        for unit in units:
-            bar.set_postfix_str(
-                f"{unit.item.id} "
-                + (
-                    f"sleep s{unit.sample}"
-                    if unit.sample is not None
-                    else condition_name(unit.k, unit.verbosity)
-                ),
-                refresh=False,
-            )
-            if unit.sample is not None:
-                await runner.sample(unit)
-            else:
-                await runner.answer(unit)
-            bar.update(1)
+
+        async def work(item_units: list[_Unit]) -> None:
+            async with slots:
+                for unit in item_units:
+                    bar.set_postfix_str(
+                        f"{unit.item.id} "
+                        + (
+                            f"sleep s{unit.sample}"
+                            if unit.sample is not None
+                            else condition_name(unit.k, unit.verbosity)
+                        ),
+                        refresh=False,
+                    )
+                    if unit.sample is not None:
+                        await runner.sample(unit)
+                    else:
+                        await runner.answer(unit)
+                    bar.update(1)
+
+        await asyncio.gather(*(work(u) for u in by_item.values()))
     return len(units)
 
 
@@ -623,6 +637,10 @@ def run_stateful(cfg: StatefulConfig, model: BaseChatModel | None = None) -> Pat
         model = resolve_model(cfg.model)
         if cfg.threads is not None and "n_threads" in type(model).model_fields:
             model = model.model_copy(update={"n_threads": cfg.threads})
+        if cfg.parallel > 1 and "n_parallel" in type(model).model_fields:
+            # One slot per item in flight, each with the context of a single-slot model.
+            n_ctx = int(vars(model)["n_ctx"]) * cfg.parallel
+            model = model.model_copy(update={"n_parallel": cfg.parallel, "n_ctx": n_ctx})
     began = datetime.now(UTC).isoformat(timespec="seconds")
     units = asyncio.run(_arun(cfg, model, items))
     elapsed = time.perf_counter() - started
@@ -699,6 +717,13 @@ def register(sub: Any) -> None:
             "(prefix cache; smaller leaves fewer unanswered items when stopped)",
         )
         p.add_argument(
+            "--parallel",
+            type=int,
+            default=1,
+            help="items worked on at once (local model: one llama.cpp slot each, decoded in "
+            "one batch; default 1)",
+        )
+        p.add_argument(
             "--report-only",
             action="store_true",
             help="no model calls: report on the items whose every condition finished",
@@ -735,6 +760,7 @@ def config_from_args(args: argparse.Namespace) -> StatefulConfig:
         sleep_max_tokens=args.sleep_max_tokens,
         threads=args.threads,
         chunk=max(1, args.chunk),
+        parallel=max(1, args.parallel),
         report_only=args.report_only,
     )
 

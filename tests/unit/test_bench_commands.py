@@ -272,3 +272,17 @@ def test_plan_without_k1_runs_each_sample_once(data: Path) -> None:
     items = stateful.load_items(cfg)
     units = stateful._plan(cfg, items, set(), set())
     assert [u.sample for u in units if u.sample is not None] == [0, 1]
+
+
+def test_parallel_items_give_the_same_results(data: Path, tmp_path: Path, models: _Models) -> None:
+    def run(out: Path, parallel: str) -> dict[str, Any]:
+        argv = ["bench", "stateful-gsm", "--limit", "2", "--data", str(data), "--out", str(out)]
+        assert main([*argv, "--verbosity", "0", "--k", "1", "--parallel", parallel]) == 0
+        return _report(out / "stateful-gsm.json")["conditions"]
+
+    serial, side_by_side = run(tmp_path / "s", "1"), run(tmp_path / "p", "2")
+    assert side_by_side["sleeptime-k1-v0"]["n"] == 2
+    # Every answer found its own item's notes although the items ran interleaved.
+    assert side_by_side["sleeptime-k1-v0"]["accuracy"] == 1.0
+    for name in ("baseline-v0", "sleeptime-k1-v0"):
+        assert side_by_side[name]["accuracy"] == serial[name]["accuracy"]
