@@ -60,6 +60,7 @@ from langgraph.store.base import (
     tokenize_path,
 )
 
+from .chroma_http import DEFAULT_HTTP_TIMEOUT, http_client
 from .embeddings import default_embeddings
 from .errors import ConfigurationError
 from .store import chroma_settings, map_backend_errors
@@ -439,12 +440,17 @@ class ChromaStore(BaseStore):
         host: str = "127.0.0.1",
         port: int = 8000,
         index: IndexConfig | None = None,
+        *,
+        timeout: float | None = DEFAULT_HTTP_TIMEOUT,
         **kwargs: Any,
     ) -> ChromaStore:
-        """A Chroma server (``chroma run``), shared by every process that connects to it."""
+        """A Chroma server (``chroma run``), shared by every process that connects to it.
+
+        A request unanswered within ``timeout`` seconds raises ``MemoryUnavailable``.
+        """
         where = f"Chroma server at http://{host}:{port}"
         with map_backend_errors(where):
-            client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings())
+            client = http_client(host, port, timeout=timeout)
         return cls(client, index=index, describe=where, **kwargs)
 
     @classmethod

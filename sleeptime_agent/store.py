@@ -33,6 +33,7 @@ from chromadb.config import Settings
 from langchain_core.embeddings import Embeddings
 
 from .blocks import AGENT_AUTHORS, MemoryBlock, diff_values, utcnow
+from .chroma_http import DEFAULT_HTTP_TIMEOUT, http_client
 from .embeddings import default_embeddings
 from .errors import (
     BlockLimitExceeded,
@@ -322,11 +323,22 @@ class ChromaBlockStore:
         return cls(client=client, describe=f"persistent store at {path}", **kwargs)
 
     @classmethod
-    def http(cls, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> ChromaBlockStore:
-        """A Chroma server (``chroma run``); CAS holds across every process that uses it."""
+    def http(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        timeout: float | None = DEFAULT_HTTP_TIMEOUT,
+        **kwargs: Any,
+    ) -> ChromaBlockStore:
+        """A Chroma server (``chroma run``); CAS holds across every process that uses it.
+
+        A request that gets no answer within ``timeout`` seconds raises ``MemoryUnavailable``
+        (chromadb's own client would wait forever on a server that accepts but never answers).
+        """
         where = f"Chroma server at http://{host}:{port}"
         with map_backend_errors(where):
-            client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings())
+            client = http_client(host, port, timeout=timeout)
         return cls(client=client, describe=where, **kwargs)
 
     @classmethod
