@@ -19,6 +19,7 @@ __all__ = [
     "judge_longmemeval",
     "locomo_f1",
     "locomo_multi_f1",
+    "mentions_number",
     "normalize_locomo",
     "numbers_equal",
     "parse_number",
@@ -152,6 +153,24 @@ def numbers_equal(
     if x is None or y is None:
         return False
     return math.isclose(x, y, rel_tol=rel_tol, abs_tol=1e-9)
+
+
+def mentions_number(text: str | None, gold: str | float | int) -> bool:
+    """Whether any number written in ``text`` equals ``gold`` (not only the last one).
+
+    Used to ask whether sleep-time notes already worked out the answer before the question
+    was seen.
+
+    Args:
+        text: Free text (notes, a reply).
+        gold: The number to look for.
+
+    Returns:
+        ``False`` when ``text`` holds no number equal to ``gold``.
+    """
+    if not text:
+        return False
+    return any(numbers_equal(n.replace(",", ""), gold) for n in _NUM_RE.findall(_clean_latex(text)))
 
 
 def score_gsm(pred_text: str | None, gold: str | float | int) -> bool:

@@ -43,7 +43,7 @@ from sleeptime_agent.bench.data import StatefulItem, data_dir, load_aime, load_g
 from sleeptime_agent.bench.plots import plot_pareto, plot_scaling
 from sleeptime_agent.bench.report import command_line, write_report
 from sleeptime_agent.bench.results import ConditionSummary, ResultRecord, ResultsFile, summarize
-from sleeptime_agent.bench.scoring import extract_answer, score_aime, score_gsm
+from sleeptime_agent.bench.scoring import extract_answer, mentions_number, score_aime, score_gsm
 from sleeptime_agent.graphs.stateful_qa import (
     Notes,
     NotesWriter,
@@ -506,6 +506,23 @@ def _order(summary: dict[str, ConditionSummary]) -> dict[str, ConditionSummary]:
     return dict(sorted(summary.items(), key=lambda kv: (kv[1].k or 0, kv[1].verbosity or 0, kv[0])))
 
 
+def _gold_in_notes(
+    items: Sequence[StatefulItem], samples: Sequence[ResultRecord], ks: Sequence[int]
+) -> dict[str, Any]:
+    """Per ``k``: share of items with ``k`` samples whose notes mention the gold number."""
+    notes: dict[tuple[str, int], str] = {}
+    for r in samples:
+        notes[(r.item_id, int(r.condition.split("-")[1]))] = r.prediction
+    out: dict[str, Any] = {}
+    for k in sorted(set(ks)):
+        have = [it for it in items if all((it.id, j) in notes for j in range(k))]
+        hits = sum(
+            1 for it in have if any(mentions_number(notes[(it.id, j)], it.answer) for j in range(k))
+        )
+        out[f"k{k}"] = {"n": len(have), "share": hits / len(have) if have else None}
+    return out
+
+
 def write_stateful_report(
     cfg: StatefulConfig,
     items: list[StatefulItem],
@@ -591,6 +608,9 @@ def write_stateful_report(
             ),
             "empty_notes": sum(1 for r in samples if not r.prediction.strip()),
             "with_failed_tool_calls": sum(1 for r in samples if _extra_int(r, "failures")),
+            # Did the question-free analysis already reach the answer? It bounds what the
+            # primary can gain from c' at a low budget.
+            "gold_in_notes": _gold_in_notes(items, samples, [k for k in cfg.ks if k >= 1]),
         },
         "timing": {
             "this_invocation_s": elapsed_s,

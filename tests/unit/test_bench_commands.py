@@ -162,6 +162,9 @@ def test_stateful_gsm_end_to_end_and_resume(
     assert head["sleeptime"]["accuracy"] == 1.0 and head["exact"] is False
     assert report["command"].startswith("sleeptime bench stateful-gsm")
     assert report["protocol"]["reductions"]
+    # The scripted analysis works out every answer before seeing the question.
+    assert report["sleeptime_samples"]["gold_in_notes"]["k1"] == {"n": 2, "share": 1.0}
+    assert report["sleeptime_samples"]["gold_in_notes"]["k2"]["n"] == 1
     _png(out / "pareto.png")
     _png(out / "scaling.png")
 

@@ -14,6 +14,7 @@ from sleeptime_agent.bench.scoring import (
     judge_longmemeval,
     locomo_f1,
     locomo_multi_f1,
+    mentions_number,
     normalize_locomo,
     numbers_equal,
     parse_number,
@@ -224,3 +225,13 @@ def test_wilson_contains_the_estimate(n: int, data: st.DataObject) -> None:
     assert 0.0 <= lo <= k / n + 1e-12
     assert k / n - 1e-12 <= hi <= 1.0
     assert hi - lo <= 2 * 1.96 * math.sqrt(0.25 / n) + 1e-9
+
+
+def test_mentions_number_finds_the_gold_anywhere() -> None:
+    notes = "Soccer players: 46.\nTotal leaving = 25 + 34 = 59, about $1,200 in all."
+    assert mentions_number(notes, 59)
+    assert mentions_number(notes, "1200")
+    assert mentions_number(r"so \frac{3}{4} of it", 0.75) is False  # a fraction is not listed
+    assert not mentions_number(notes, 60)
+    assert not mentions_number("", 0)
+    assert not mentions_number("a 4-day trip", -4)  # a hyphen is not a sign
