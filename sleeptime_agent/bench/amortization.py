@@ -100,6 +100,8 @@ def run_amortization(
     warnings = []
     if not match["exact"]:
         warnings.append("no baseline budget reaches the sleep-time accuracy: not a matched pair")
+    if not match.get("accuracies_distinguishable", True):
+        warnings.append(match["caveat"])
     if not match["sleeptime"]["accuracy"]:
         warnings.append(
             "matched at zero accuracy: the curves compare token spend only, not equal-quality "

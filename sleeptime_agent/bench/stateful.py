@@ -477,7 +477,23 @@ def headline(summary: dict[str, ConditionSummary], k: int = 1) -> dict[str, Any]
     base, sleep = _points(summary, None), _points(summary, k)
     if not base or not sleep:
         return None
-    return _match_dict(matched_budget(base, sleep), summary, k)
+    match = _match_dict(matched_budget(base, sleep), summary, k)
+    # With accuracies near the floor every interval overlaps every other, and "the budget
+    # where accuracies match" is picked by noise; the report must say so next to the ratio.
+    rows = [
+        s
+        for s in summary.values()
+        if s.accuracy is not None and s.verbosity is not None and s.k in (None, k)
+    ]
+    lows = [s.ci_low for s in rows if s.ci_low is not None]
+    highs = [s.ci_high for s in rows if s.ci_high is not None]
+    match["accuracies_distinguishable"] = bool(lows and highs and max(lows) > min(highs))
+    if not match["accuracies_distinguishable"]:
+        match["caveat"] = (
+            "the 95% intervals of all these conditions overlap: their accuracies cannot be "
+            "told apart at this n, so the matched budget, and the token ratio, are not evidence"
+        )
+    return match
 
 
 def _condition_rows(

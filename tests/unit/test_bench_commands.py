@@ -12,7 +12,8 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from sleeptime_agent import prompts
 from sleeptime_agent.bench import amortization, predictability, stateful
-from sleeptime_agent.bench.results import ResultsFile
+from sleeptime_agent.bench.results import ConditionSummary, ResultsFile
+from sleeptime_agent.bench.scoring import wilson_interval
 from sleeptime_agent.cli import main
 from sleeptime_agent.graphs.stateful_qa import answer_messages, combine_notes
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
@@ -160,6 +161,8 @@ def test_stateful_gsm_end_to_end_and_resume(
     assert conditions["baseline-v0"]["mean_sleeptime_tokens"] == 0
     head = report["headline"]
     assert head["sleeptime"]["accuracy"] == 1.0 and head["exact"] is False
+    # 2/2 vs 0/2: the Wilson intervals overlap, and the report says the ratio is not evidence.
+    assert head["accuracies_distinguishable"] is False and "not evidence" in head["caveat"]
     assert report["command"].startswith("sleeptime bench stateful-gsm")
     assert report["protocol"]["reductions"]
     # The scripted analysis works out every answer before seeing the question.
@@ -289,3 +292,52 @@ def test_parallel_items_give_the_same_results(data: Path, tmp_path: Path, models
     assert side_by_side["sleeptime-k1-v0"]["accuracy"] == 1.0
     for name in ("baseline-v0", "sleeptime-k1-v0"):
         assert side_by_side[name]["accuracy"] == serial[name]["accuracy"]
+
+
+def _summary(name: str, k: int | None, v: int, correct: int, n: int, tokens: float) -> Any:
+    lo, hi = wilson_interval(correct, n)
+    return ConditionSummary(
+        condition=name,
+        n=n,
+        n_scored=n,
+        n_errors=0,
+        accuracy=correct / n,
+        ci_low=lo,
+        ci_high=hi,
+        mean_score=None,
+        mean_testtime_completion_tokens=tokens,
+        mean_testtime_prompt_tokens=100.0,
+        mean_sleeptime_tokens=0.0 if k is None else 500.0,
+        mean_wall_time_s=1.0,
+        family="baseline" if k is None else "sleeptime",
+        verbosity=v,
+        k=k,
+    )
+
+
+def test_headline_says_whether_accuracies_can_be_told_apart() -> None:
+    def head(base_right: int, sleep_right: int) -> dict[str, Any]:
+        rows = [
+            _summary("baseline-v0", None, 0, base_right, 100, 8.0),
+            _summary("baseline-v2", None, 2, 80, 100, 120.0),
+            _summary("sleeptime-k1-v0", 1, 0, sleep_right, 100, 8.0),
+        ]
+        result = stateful.headline({r.condition: r for r in rows}, 1)
+        assert result is not None
+        return result
+
+    clear = head(base_right=10, sleep_right=80)  # 10% vs 80%: far apart
+    assert clear["accuracies_distinguishable"] is True and "caveat" not in clear
+    assert clear["testtime_token_ratio"] == 15.0  # baseline-v2 (120) / sleep-time v0 (8)
+    floor = stateful.headline(
+        {
+            r.condition: r
+            for r in [
+                _summary("baseline-v0", None, 0, 1, 100, 8.0),
+                _summary("baseline-v2", None, 2, 3, 100, 120.0),
+                _summary("sleeptime-k1-v0", 1, 0, 2, 100, 8.0),
+            ]
+        },
+        1,
+    )
+    assert floor is not None and floor["accuracies_distinguishable"] is False
