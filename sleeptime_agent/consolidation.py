@@ -67,6 +67,9 @@ class Consolidator:
             so the prompt stays bounded.
         lease_seconds: how long a run may hold a namespace before another process may take over.
         blocks: the blocks a namespace is created with.
+        grounded: refuse edits that add sentences, names or numbers found neither in the run's
+            transcript nor in memory (:func:`~sleeptime_agent.tools.memory.ungrounded_facts`);
+            the anticipation block is exempt. The refusal goes back to the model.
     """
 
     store: ChromaBlockStore
@@ -80,6 +83,7 @@ class Consolidator:
     system_prompt: str = prompts.SLEEPTIME_SYSTEM
     user_prompt: str = prompts.SLEEPTIME_USER
     gate: ForegroundGate | None = None
+    grounded: bool = True
 
     def __post_init__(self) -> None:
         self.transcript = Transcript(self.store)
@@ -199,11 +203,16 @@ class Consolidator:
         """The edit loop over ``batch``; fills ``record`` with steps, tokens, edits, versions."""
         blocks = await self.store.alist_blocks(namespace)
         record.versions_before = {b.label: b.version for b in blocks}
-        editor = MemoryEditor(
-            self.store, namespace, author="sleeptime", seen=dict(record.versions_before)
-        )
         rendered = "\n\n".join(b.render() for b in order_blocks(blocks))
         text = "\n".join(m.render() for m in batch)
+        editor = MemoryEditor(
+            self.store,
+            namespace,
+            author="sleeptime",
+            seen=dict(record.versions_before),
+            # Facts may come from what was said or what memory already holds, nowhere else.
+            sources=f"{text}\n{rendered}" if self.grounded else None,
+        )
         messages = [
             SystemMessage(self.system_prompt),
             HumanMessage(self.user_prompt.format(blocks=rendered, transcript=text)),

@@ -36,6 +36,7 @@ __all__ = [
     "ToolError",
     "create_memory_tools",
     "dropped_facts",
+    "ungrounded_facts",
     "namespace_from_config",
     "tool_specs",
 ]
@@ -172,6 +173,39 @@ def dropped_facts(old: str, new: str, *, removed: str = "", keep: float = 0.5) -
     return lost
 
 
+def _stem(word: str) -> str:
+    # Plural and possessive endings only: enough for "biologists" to match "biologist".
+    word = word.removesuffix("'s")
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+_FIELD_LABEL = re.compile(r"^[\w' ]{1,30}:\s+")
+
+
+def ungrounded_facts(text: str, sources: str, *, support: float = 0.5) -> list[str]:
+    """Sentences of ``text`` that ``sources`` does not support.
+
+    A sentence is supported when at least ``support`` of its content words (plural endings
+    ignored; a leading field label such as "Name:" left out) occur in ``sources`` and every
+    name and number in it (see :func:`dropped_facts`) does too. Rephrasing and shortening
+    pass; elaboration the conversation never contained ("Marine biologists also develop new
+    technologies ...") and invented names do not.
+    """
+    known = {_stem(w) for w in _words(sources)}
+    # Names and numbers are looked up among every token: "0" or "7" is not a content word.
+    tokens = {_stem(t.lower()) for t in re.findall(r"[\w']+", sources)}
+    out = []
+    for fact in _facts(text):
+        body = _FIELD_LABEL.sub("", fact)
+        words = {_stem(w) for w in _words(body)}
+        if not words:
+            continue
+        names = {_stem(w) for w in _distinctive(body)}
+        if len(words & known) / len(words) < support or not names <= tokens:
+            out.append(fact)
+    return out
+
+
 # -- the editor ---------------------------------------------------------------------------------
 
 
@@ -188,6 +222,11 @@ class MemoryEditor:
     namespace: Namespace
     author: str = "sleeptime"
     guard: bool = True
+    sources: str | None = None
+    """What this run read (its transcript). When set, new text must be supported by it or by
+    the block's current value (:func:`ungrounded_facts`), except in ``free_labels``."""
+    free_labels: frozenset[str] = frozenset({"anticipation"})
+    """Blocks of the agent's own predictions, not facts from the conversation."""
     seen: dict[str, int] = field(default_factory=dict)
     edits: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
@@ -200,6 +239,20 @@ class MemoryEditor:
         if block.read_only and self.author in ("primary", "sleeptime"):
             raise ToolError(f"block {label!r} is read_only; it cannot be edited")
         return block
+
+    def _check_grounded(self, label: str | None, text: str, value: str = "") -> None:
+        if self.sources is None or label in self.free_labels:
+            return
+        invented = ungrounded_facts(text, f"{self.sources}\n{value}")
+        if invented:
+            # Seen on a 1.5B model: the user's line saved with made-up elaboration after it.
+            raise ToolError(
+                "not in the conversation: "
+                + "; ".join(repr(f if len(f) <= 200 else f[:200] + "...") for f in invented[:5])
+                + ". Save only what was said (shortened or rephrased is fine)"
+                + ("" if label is None else ", or put predictions in the anticipation block")
+                + "."
+            )
 
     def _write(self, label: str, change: Callable[[MemoryBlock], str], kind: str) -> MemoryBlock:
         """Apply ``change`` to the newest value and CAS-write it, re-applying on conflict."""
@@ -243,6 +296,7 @@ class MemoryEditor:
                     f"old_str {old_str!r} occurs {n} times in block {label!r}; "
                     "include more surrounding text so it is unique"
                 )
+            self._check_grounded(label, new_str, block.value)
             return block.value.replace(old_str, new_str, 1)
 
         stored = self._write(label, change, "memory_replace")
@@ -264,6 +318,7 @@ class MemoryEditor:
                     f"block {label!r} already holds this (line: {near!r}); insert only new facts, "
                     "or use memory_replace to change that line"
                 )
+            self._check_grounded(label, new_str, block.value)
             lines = block.value.split("\n") if block.value else []
             # Past the end means "at the end": small models guess line numbers.
             at = len(lines) if insert_line < 0 else min(insert_line, len(lines))
@@ -278,6 +333,7 @@ class MemoryEditor:
         if current is None:
             if not new_memory.strip():
                 raise ToolError("new_memory is empty; nothing to create")
+            self._check_grounded(label, new_memory)
             try:
                 stored = self.store.put_block(
                     self.namespace,
@@ -297,6 +353,7 @@ class MemoryEditor:
             raise ToolError(
                 f"refusing to empty block {label!r}; use memory_replace to remove single facts"
             )
+        self._check_grounded(label, new_memory, current.value)
         seen = self.seen.get(label, current.version)
         if current.version != seen:
             # A whole rewrite is computed from what the agent saw; never clobber newer text.
@@ -341,6 +398,7 @@ class MemoryEditor:
         """Archive a note."""
         if not content.strip():
             raise ToolError("content is empty; nothing to archive")
+        self._check_grounded(None, content)
         note_id = self.store.add_note(self.namespace, content, {"author": self.author})
         self.edits.append({"tool": "archival_memory_insert", "note_id": note_id})
         return "archived"

@@ -152,7 +152,9 @@ CORPUS: dict[str, Case] = {
         counter_inserts(),
         human=HUMAN + "".join(f"\nFact number {i}" for i in range(STEPS)),
         valid_edits=STEPS,
+        options={"grounded": False},  # new, valid facts forever: only the budget may end it
     ),
+    "endless_invented_facts": Case(counter_inserts()),  # the same, refused as not said
     "endless_huge_prose_token_budget": Case(
         "blah " * 4000, options={"max_tokens": 3000, "max_steps": 50}, expect_steps=1
     ),
@@ -162,6 +164,7 @@ CORPUS: dict[str, Case] = {
         tool_call("memory_rethink", label="cursor", new_memory="999999"),
         extra_blocks={"cursor": "999999"},
         valid_edits=1,
+        options={"grounded": False},  # "999999" was never said; this case is about the name
     ),
 }
 

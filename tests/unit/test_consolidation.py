@@ -106,7 +106,8 @@ async def test_malformed_and_unknown_calls_are_recorded_and_memory_keeps_only_va
 async def test_endless_loop_is_ended_by_the_step_budget() -> None:
     n = iter(range(1000))
     model_reply = lambda _m: tool_call("memory_insert", label="human", new_str=f"fact {next(n)}")  # noqa: E731
-    store, cons, tr = setup([model_reply], max_steps=5)
+    # Ungrounded "fact N" lines are allowed here: this test is about the step budget.
+    store, cons, tr = setup([model_reply], max_steps=5, grounded=False)
     cons.model.repeat_last = True  # type: ignore[attr-defined]
     rec = await cons.arun(NS)
     assert rec.status == "finished_by_budget" and rec.steps == 5
@@ -188,3 +189,29 @@ async def test_a_model_repeating_a_refused_call_is_stopped_early() -> None:
     rec = await cons.arun(NS)
     assert rec.status == "stalled" and rec.steps == 3
     assert tr.cursor(NS).seq == 2  # like a budget end: attempted, not retried forever
+
+
+async def test_invented_facts_go_back_to_the_model_and_change_nothing() -> None:
+    """Seen on the 1.5B model: the user's line saved with made-up elaboration after it."""
+    invented = (
+        "Ada lives in Berlin. Berliners often work at the Charité hospital and love techno music."
+    )
+    store, cons, _ = setup(
+        [
+            tool_call("memory_insert", label="human", new_str=invented),
+            tool_call("archival_memory_insert", content="Ada has a cat named Mochi."),
+            tool_call("memory_insert", label="human", new_str="Name: Ada\nLives in Berlin"),
+            tool_call("memory_insert", label="anticipation", new_str="Ada may ask about flats."),
+            tool_call("memory_finish_edits"),
+        ],
+        max_steps=8,
+    )
+    rec = await cons.arun(NS)
+    assert rec.status == "ok"
+    assert human(store) == "Name: Ada\nLives in Berlin"
+    assert store.list_notes(NS) == []
+    reasons = [f["error"] for f in rec.failures]
+    assert len(reasons) == 2 and all("not in the conversation" in r for r in reasons)
+    assert "Charité" in reasons[0] and "Mochi" in reasons[1]
+    # Predictions are the anticipation block's job: not held to the transcript.
+    assert "flats" in store.get_block(NS, "anticipation").value  # type: ignore[union-attr]

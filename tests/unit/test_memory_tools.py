@@ -14,6 +14,7 @@ from sleeptime_agent.tools.memory import (
     dropped_facts,
     namespace_from_config,
     tool_specs,
+    ungrounded_facts,
 )
 
 NS = ("u1",)
@@ -260,3 +261,35 @@ def test_tool_specs_are_letta_shaped() -> None:
         "new_str",
     }
     assert set(specs["memory_insert"]["parameters"]["required"]) == {"label", "new_str"}
+
+
+def test_ungrounded_facts_pass_rephrasing_and_catch_elaboration() -> None:
+    said = "user: I work as a marine biologist at the aquarium. My dog Bolt is a beagle."
+    assert ungrounded_facts("I work as a marine biologist at the aquarium.", said) == []
+    assert ungrounded_facts("Job: marine biologist\nDog: Bolt (beagle)", said) == []
+    assert ungrounded_facts("Works at the aquarium; dogs: Bolt", said) == []  # plurals
+    elaboration = (
+        "Marine biologists work in aquariums. They may also conduct research on ecosystems "
+        "and develop new technologies for conservation."
+    )
+    assert ungrounded_facts(elaboration, said) == [
+        "They may also conduct research on ecosystems and develop new technologies for "
+        "conservation."
+    ]
+    assert ungrounded_facts("Dog: Max", said) == ["Dog: Max"]  # an invented name
+    assert ungrounded_facts("The beagle is 7 years old", said) == ["The beagle is 7 years old"]
+    # One-character numbers count as names and numbers even though they are not content words.
+    assert ungrounded_facts("Code F-w1-0", "remember F-w1-0 please") == []
+    assert ungrounded_facts("Code F-w1-1", "remember F-w1-0 please") == ["Code F-w1-1"]
+
+
+def test_editor_without_sources_accepts_anything(store: ChromaBlockStore) -> None:
+    other = ("grounding",)
+    store.put_block(other, MemoryBlock(label="human", value=""), expected_version=0)
+    free = MemoryEditor(store, other)
+    free.memory_insert("human", "Dog: Max")
+    held = MemoryEditor(store, other, sources="my dog is called Bolt")
+    with pytest.raises(ToolError, match="not in the conversation"):
+        held.memory_replace("human", "Dog: Max", "Dog: Rex")
+    held.memory_replace("human", "Dog: Max", "Dog: Bolt")
+    assert store.get_block(other, "human").value == "Dog: Bolt"  # type: ignore[union-attr]
