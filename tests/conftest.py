@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,6 +97,19 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
     try:
         yield srv
     finally:
+        srv.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ChromaServer]:
+    """A private `chroma run` that a test may kill, pause (SIGSTOP) or restart."""
+    srv = ChromaServer(tmp_path / "data")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None:
+            os.kill(srv.proc.pid, signal.SIGCONT)  # a paused server would not stop
         srv.stop()
 
 

@@ -17,8 +17,6 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,17 +35,6 @@ from sleeptime_agent.transcript import Transcript
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 NS: Namespace = ("ada",)
 CFG: RunnableConfig = {"configurable": {"user_id": "ada", "thread_id": "t1"}}
-
-
-@pytest.fixture
-def own_server(chroma_server: Any, tmp_path: Path) -> Iterator[Any]:
-    """A private `chroma run` (same class as the session server) that this test may kill."""
-    srv = type(chroma_server)(tmp_path / "data")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def kill(srv: Any) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,23 +22,12 @@ from sleeptime_agent.store import ChromaBlockStore
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-@pytest.fixture
-def paused_server(chroma_server: Any, tmp_path: Path) -> Iterator[Any]:
-    srv = type(chroma_server)(tmp_path / "data")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        os.kill(srv.proc.pid, signal.SIGCONT)
-        srv.stop()
-
-
-def test_a_paused_server_times_out_clearly_and_recovers(paused_server: Any) -> None:
-    store = ChromaBlockStore.http(paused_server.host, paused_server.port, timeout=2.0)
+def test_a_own_server_times_out_clearly_and_recovers(own_server: Any) -> None:
+    store = ChromaBlockStore.http(own_server.host, own_server.port, timeout=2.0)
     store.put_block(
         ("ada",), MemoryBlock(label="human", value="Lives in Porto"), expected_version=0
     )
-    os.kill(paused_server.proc.pid, signal.SIGSTOP)
+    os.kill(own_server.proc.pid, signal.SIGSTOP)
     outcome: list[BaseException] = []
 
     def read() -> None:
@@ -55,7 +42,7 @@ def test_a_paused_server_times_out_clearly_and_recovers(paused_server: Any) -> N
     reader.join(60)
     assert not reader.is_alive(), "a request to a paused server never returned"
     assert len(outcome) == 1 and isinstance(outcome[0], MemoryUnavailable)
-    assert f"{paused_server.port}" in str(outcome[0])
+    assert f"{own_server.port}" in str(outcome[0])
 
-    os.kill(paused_server.proc.pid, signal.SIGCONT)
+    os.kill(own_server.proc.pid, signal.SIGCONT)
     assert store.get_block(("ada",), "human").value == "Lives in Porto"
