@@ -70,6 +70,10 @@ class Consolidator:
         grounded: refuse edits that add sentences, names or numbers found neither in the run's
             transcript nor in memory (:func:`~sleeptime_agent.tools.memory.ungrounded_facts`);
             the anticipation block is exempt. The refusal goes back to the model.
+        ground_in_assistant: whether the assistant's own turns count as a source. Off by
+            default: a small model's reply elaborates ("Marine biologists also ...") and the
+            sleep-time agent then saved that as a fact about the user. Turn it on when memory
+            must recall what the assistant said (LongMemEval's single-session-assistant).
     """
 
     store: ChromaBlockStore
@@ -84,6 +88,7 @@ class Consolidator:
     user_prompt: str = prompts.SLEEPTIME_USER
     gate: ForegroundGate | None = None
     grounded: bool = True
+    ground_in_assistant: bool = False
 
     def __post_init__(self) -> None:
         self.transcript = Transcript(self.store)
@@ -211,7 +216,7 @@ class Consolidator:
             author="sleeptime",
             seen=dict(record.versions_before),
             # Facts may come from what was said or what memory already holds, nowhere else.
-            sources=f"{text}\n{rendered}" if self.grounded else None,
+            sources=f"{self._grounds(batch)}\n{rendered}" if self.grounded else None,
         )
         messages = [
             SystemMessage(self.system_prompt),
@@ -238,6 +243,11 @@ class Consolidator:
         record.status = status if status in ("ok", "stalled") else "finished_by_budget"
         after = await self.store.alist_blocks(namespace)
         record.versions_after = {b.label: b.version for b in after}
+
+    def _grounds(self, batch: list[TranscriptMessage]) -> str:
+        return "\n".join(
+            m.render() for m in batch if self.ground_in_assistant or m.role != "assistant"
+        )
 
     async def arun_messages(
         self, namespace: Namespace, messages: list[TranscriptMessage]

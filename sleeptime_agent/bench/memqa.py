@@ -414,6 +414,8 @@ async def _ingest(
             "system_prompt": dialogue.sleeptime_system,
             "max_steps": cfg.sleeptime_steps,
             "max_transcript_chars": cfg.transcript_chars,
+            # The whole dialogue is what is remembered, both sides of it.
+            "ground_in_assistant": True,
         },
     )
     namespace: Namespace = (cfg.benchmark, dialogue.key)

@@ -286,6 +286,13 @@ class MemoryEditor:
         """Replace the unique occurrence of ``old_str``."""
         if not old_str:
             raise ToolError("old_str is empty; copy the exact text to replace from the block")
+        if self.guard and not new_str.strip() and _words(old_str):
+            # Seen on a 1.5B model: facts "replaced" by nothing, one per step, until the block
+            # was blank lines. History keeps them, but memory lost them without a reason.
+            raise ToolError(
+                "new_str is empty: this would delete a fact. To update it, write the new fact "
+                "as new_str; to record that it no longer holds, say so (e.g. 'No longer ...')"
+            )
 
         def change(block: MemoryBlock) -> str:
             n = block.value.count(old_str)

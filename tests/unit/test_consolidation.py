@@ -215,3 +215,24 @@ async def test_invented_facts_go_back_to_the_model_and_change_nothing() -> None:
     assert "Charité" in reasons[0] and "Mochi" in reasons[1]
     # Predictions are the anticipation block's job: not held to the transcript.
     assert "flats" in store.get_block(NS, "anticipation").value  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("ground_in_assistant", [False, True])
+async def test_the_assistants_own_elaboration_is_not_a_user_fact(ground_in_assistant: bool) -> None:
+    """Seen on the 1.5B model: its reply's elaboration was saved into the human block."""
+    said_by_assistant = "Marine biologists develop new technologies for conservation."
+    store, cons, tr = setup(
+        [
+            tool_call("memory_insert", label="human", new_str=said_by_assistant),
+            tool_call("memory_finish_edits"),
+        ],
+        ground_in_assistant=ground_in_assistant,
+    )
+    tr.append(NS, "t1", "user", "I work as a marine biologist.")
+    tr.append(NS, "t1", "assistant", f"Great! {said_by_assistant}")
+    rec = await cons.arun(NS)
+    assert rec.status == "ok"
+    if ground_in_assistant:
+        assert human(store) == said_by_assistant and not rec.failures
+    else:
+        assert human(store) == "" and "not in the conversation" in rec.failures[0]["error"]

@@ -293,3 +293,14 @@ def test_editor_without_sources_accepts_anything(store: ChromaBlockStore) -> Non
         held.memory_replace("human", "Dog: Max", "Dog: Rex")
     held.memory_replace("human", "Dog: Max", "Dog: Bolt")
     assert store.get_block(other, "human").value == "Dog: Bolt"  # type: ignore[union-attr]
+
+
+def test_replace_with_nothing_is_refused_while_guarded(store: ChromaBlockStore) -> None:
+    other = ("deleting",)
+    store.put_block(other, MemoryBlock(label="human", value="Dog: Bolt\n"), expected_version=0)
+    with pytest.raises(ToolError, match="would delete a fact"):
+        MemoryEditor(store, other).memory_replace("human", "Dog: Bolt", "")
+    assert store.get_block(other, "human").value == "Dog: Bolt\n"  # type: ignore[union-attr]
+    MemoryEditor(store, other).memory_replace("human", "\n", "")  # whitespace is not a fact
+    MemoryEditor(store, other, guard=False).memory_replace("human", "Dog: Bolt", "")
+    assert store.get_block(other, "human").value == ""  # type: ignore[union-attr]
