@@ -161,12 +161,6 @@ def run_locomo(args: argparse.Namespace) -> Path:
     )
 
 
-def _cmd(args: argparse.Namespace) -> int:
-    path = run_locomo(args)
-    print(f"report: {path}")  # noqa: T201 - the CLI's own output
-    return 0
-
-
 def register(sub: Any) -> None:
     """Add ``sleeptime bench locomo``."""
     p = sub.add_parser(
@@ -188,5 +182,4 @@ def register(sub: Any) -> None:
         metavar="N",
         help="at most N questions per conversation, in turn from each category",
     )
-    add_options(p, rag_k=10, out="benchmarks/results/locomo")
-    p.set_defaults(func=_cmd)
+    add_options(p, rag_k=10, out="benchmarks/results/locomo", run=run_locomo)

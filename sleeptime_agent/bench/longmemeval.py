@@ -126,12 +126,6 @@ def run_longmemeval(args: argparse.Namespace) -> Path:
     )
 
 
-def _cmd(args: argparse.Namespace) -> int:
-    path = run_longmemeval(args)
-    print(f"report: {path}")  # noqa: T201 - the CLI's own output
-    return 0
-
-
 def register(sub: Any) -> None:
     """Add ``sleeptime bench longmemeval``."""
     p = sub.add_parser(
@@ -163,5 +157,4 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--rag-chars", type=int, default=600, help="clip each retrieved turn (default 600)"
     )
-    add_options(p, rag_k=5, out="benchmarks/results/longmemeval")
-    p.set_defaults(func=_cmd)
+    add_options(p, rag_k=5, out="benchmarks/results/longmemeval", run=run_longmemeval)

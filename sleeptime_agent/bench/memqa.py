@@ -73,6 +73,7 @@ __all__ = [
     "condition_stats",
     "config_from_args",
     "load_models",
+    "memory_snapshot",
     "render_history",
     "round_robin",
     "run_from_args",
@@ -198,6 +199,11 @@ class MemoryBenchConfig:
     def plot_path(self) -> Path:
         """The score-vs-cost PNG."""
         return self.out / f"{self.benchmark}_score_vs_cost.png"
+
+    @property
+    def memory_path(self) -> Path:
+        """The JSONL of each dialogue's memory after ingestion: what the sleeptime answers read."""
+        return self.out / f"{self.benchmark}_memory.jsonl"
 
     def state_dir(self, key: str) -> Path:
         """Where a dialogue's memory store and ingestion progress live while it runs."""
@@ -455,6 +461,19 @@ async def _ingest(
     return memory, namespace, progress
 
 
+def memory_snapshot(
+    store: ChromaBlockStore, namespace: Namespace, key: str, max_notes: int = 500
+) -> dict[str, Any]:
+    """A dialogue's blocks and archival notes as plain JSON, so a reader can see what was kept."""
+    notes = store.list_notes(namespace)
+    return {
+        "key": key,
+        "blocks": {b.label: b.value for b in store.list_blocks(namespace)},
+        "notes_total": len(notes),
+        "notes": [n.text for n in notes[:max_notes]],
+    }
+
+
 # --------------------------------------------------------------------------- answering
 
 
@@ -614,6 +633,8 @@ async def run_memory_bench(
     done = results.done_keys()
     ingest_log = _IngestLog(cfg.ingest_path)
     ingested = ingest_log.read()
+    memory_log = _IngestLog(cfg.memory_path)
+    snapshots = set(memory_log.read())
     answer_model = model.bind(max_tokens=cfg.answer_tokens)
     capped_sleeptime = cap_tokens(sleeptime_model, cfg.sleeptime_call_tokens)
     probe_keys = (
@@ -662,6 +683,9 @@ async def run_memory_bench(
             namespace: Namespace | None = None
             if dialogue in needs_memory:
                 memory, namespace, progress = await _ingest(cfg, dialogue, capped_sleeptime, ibar)
+                if dialogue.key not in snapshots:
+                    memory_log.append(memory_snapshot(memory.store, namespace, dialogue.key))
+                    snapshots.add(dialogue.key)
                 if dialogue.key not in ingested:
                     ingest_log.append(progress)
                     ingested[dialogue.key] = progress
@@ -928,6 +952,7 @@ def _write(
         "files": {
             "results": cfg.results_path.name,
             "ingestion": cfg.ingest_path.name,
+            "memory": cfg.memory_path.name,
             "plot": plot.name,
         },
         "notes": cfg.notes,
@@ -959,8 +984,19 @@ def _plot(
 # --------------------------------------------------------------------------- command line
 
 
-def add_options(p: argparse.ArgumentParser, *, rag_k: int, out: str) -> None:
-    """Add the options shared by ``bench locomo`` and ``bench longmemeval``."""
+def add_options(
+    p: argparse.ArgumentParser,
+    *,
+    rag_k: int,
+    out: str,
+    run: Callable[[argparse.Namespace], Path],
+) -> None:
+    """Add the options shared by ``bench locomo`` and ``bench longmemeval``; ``run`` runs it."""
+
+    def command(args: argparse.Namespace) -> int:
+        print(f"report: {run(args)}")  # noqa: T201 - the CLI's own output
+        return 0
+
     p.add_argument("--model", default="local", help="'local' (default) or provider:model")
     p.add_argument("--sleeptime-model", default=None, help="sleep-time model (default: --model)")
     p.add_argument("--out", default=out, help=f"output directory (default {out})")
@@ -987,6 +1023,7 @@ def add_options(p: argparse.ArgumentParser, *, rag_k: int, out: str) -> None:
         help="also answer the first N questions question-first, to measure the prefix cache",
     )
     p.add_argument("--keep-state", action="store_true", help="keep memory stores under OUT/state/")
+    p.set_defaults(func=command)
 
 
 def config_from_args(

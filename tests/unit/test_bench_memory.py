@@ -93,14 +93,14 @@ def _lme_fixture(root: Path) -> None:
     path.write_text(json.dumps(qs))
 
 
-def _scripted(label: str, answer: str) -> ScriptedChatModel:
-    """Sleep-time calls insert one fact then finish; answer calls reply ``answer``."""
+def _scripted(label: str, answer: str, fact: str) -> ScriptedChatModel:
+    """Sleep-time calls insert ``fact`` then finish; answer calls reply ``answer``."""
 
     def reply(messages: list[BaseMessage]) -> AIMessage | str:
         if "memory manager" in str(messages[0].content):
             if any(isinstance(m, ToolMessage) for m in messages):
                 return tool_call("memory_finish_edits")
-            return tool_call("memory_insert", label=label, new_str="Lives in Lisbon; cat Tom.")
+            return tool_call("memory_insert", label=label, new_str=fact)
         return answer
 
     return ScriptedChatModel(replies=[reply], repeat_last=True)
@@ -111,11 +111,14 @@ def models(monkeypatch: pytest.MonkeyPatch) -> list[ScriptedChatModel]:
     made: list[ScriptedChatModel] = []
 
     def fake_resolve(spec: Any, env_var: str = "") -> ScriptedChatModel:
-        made.append(_scripted(fake_resolve.label, fake_resolve.answer))  # type: ignore[attr-defined]
+        made.append(
+            _scripted(fake_resolve.label, fake_resolve.answer, fake_resolve.fact)  # type: ignore[attr-defined]
+        )
         return made[-1]
 
     fake_resolve.label = "alice"  # type: ignore[attr-defined]
     fake_resolve.answer = "Tom"  # type: ignore[attr-defined]
+    fake_resolve.fact = "Adopted a cat named Tom."  # type: ignore[attr-defined]
     monkeypatch.setattr(memqa, "resolve_model", fake_resolve)
     return made
 
@@ -165,6 +168,11 @@ def test_locomo_end_to_end_and_resume(
     ingest = report["sleeptime_ingestion"]["per_dialogue"]
     assert ingest[0]["sessions_done"] == 2 and ingest[0]["runs"] == 2
     assert report["prefix_cache"]["questions"] == 2
+    # What the sleeptime answers read is kept after the store is dropped.
+    (snapshot,) = [json.loads(x) for x in (out / "locomo_memory.jsonl").read_text().splitlines()]
+    assert snapshot["key"] == "conv-1"
+    assert "Adopted a cat named Tom." in snapshot["blocks"]["alice"]
+    assert report["files"]["memory"] == "locomo_memory.jsonl"
     assert report["full_context"]["dialogues_truncated"] == 0
     assert (out / "locomo_score_vs_cost.png").read_bytes().startswith(PNG_MAGIC)
     assert not (out / "state" / "conv-1").exists()  # dropped once every answer is in
@@ -179,6 +187,7 @@ def test_locomo_end_to_end_and_resume(
     assert main(argv) == 0
     assert _calls(models) == first
     assert len((out / "locomo.jsonl").read_text().splitlines()) == 8
+    assert len((out / "locomo_memory.jsonl").read_text().splitlines()) == 1
 
 
 def test_locomo_resumes_after_an_error(
@@ -213,6 +222,7 @@ def test_longmemeval_end_to_end_and_resume(
     resolver = memqa.resolve_model
     resolver.label = "human"  # type: ignore[attr-defined]
     resolver.answer = "You live in Lisbon."  # type: ignore[attr-defined]
+    resolver.fact = "Moved to Lisbon."  # type: ignore[attr-defined]
     out = tmp_path / "out"
     argv = ["bench", "longmemeval", "--data", str(tmp_path / "data"), "--out", str(out)]
     argv += ["--split", "oracle", "--limit", "2", "--cache-probe", "0"]
@@ -234,6 +244,9 @@ def test_longmemeval_end_to_end_and_resume(
     assert "Berlin is lovely. Berlin is lovely. Berlin is love [...]" in str(
         sleep_prompts[0][1].content
     )
+    snapshots = [json.loads(x) for x in (out / "longmemeval_memory.jsonl").read_text().splitlines()]
+    assert [s["key"] for s in snapshots] == ["q1", "q2_abs"]
+    assert all("Moved to Lisbon." in s["blocks"]["human"] for s in snapshots)
     assert main(argv) == 0
     assert _calls(models) == first
 
