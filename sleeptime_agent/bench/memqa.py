@@ -47,6 +47,7 @@ from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]  # no types-
 
 from sleeptime_agent import prompts
 from sleeptime_agent.bench.cost import DEFAULT_WEIGHT
+from sleeptime_agent.bench.memtables import markdown_summary
 from sleeptime_agent.bench.plots import plot_score_vs_cost
 from sleeptime_agent.bench.report import percentiles, write_report
 from sleeptime_agent.bench.results import ConditionSummary, ResultRecord, ResultsFile, summarize
@@ -954,10 +955,14 @@ def _write(
             "ingestion": cfg.ingest_path.name,
             "memory": cfg.memory_path.name,
             "plot": plot.name,
+            "tables": f"{cfg.benchmark}.md",
         },
         "notes": cfg.notes,
     }
-    return write_report(cfg.out, cfg.benchmark, data)
+    path = write_report(cfg.out, cfg.benchmark, data)
+    tables = markdown_summary(json.loads(path.read_text(encoding="utf-8")))
+    (cfg.out / f"{cfg.benchmark}.md").write_text(tables, encoding="utf-8")
+    return path
 
 
 def _plot(

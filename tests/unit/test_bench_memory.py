@@ -173,6 +173,9 @@ def test_locomo_end_to_end_and_resume(
     assert snapshot["key"] == "conv-1"
     assert "Adopted a cat named Tom." in snapshot["blocks"]["alice"]
     assert report["files"]["memory"] == "locomo_memory.jsonl"
+    tables = (out / "locomo.md").read_text()
+    assert "| sleep-time memory (blocks + top-k notes) (n=2) | 0.500 |" in tables  # Tom + abstain
+    assert "| single-hop | 1 | 1.000 | 1.000 | 1.000 |" in tables
     assert report["full_context"]["dialogues_truncated"] == 0
     assert (out / "locomo_score_vs_cost.png").read_bytes().startswith(PNG_MAGIC)
     assert not (out / "state" / "conv-1").exists()  # dropped once every answer is in
