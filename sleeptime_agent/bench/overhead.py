@@ -93,7 +93,7 @@ def _sleeper(latency: float) -> ScriptedChatModel:
         block = re.search(r"<human[^>]*>.*?<value>\n(.*?)\n</value>", prompt, re.S)
         value = block.group(1) if block else ""
         done = sum(1 for m in messages if m.type == "tool")
-        said = re.findall(r"\] user: (Turn \d+): ([^\n]{0,40})", prompt)
+        said = re.findall(r"\] user: (Turn \d+): ([^\n.]{0,60}\.?)", prompt)
         if done < len(said):
             turn, text = said[done]
             line = f"- {turn}: {text}"
@@ -126,9 +126,17 @@ def _chat(
     return build_chat_graph(primary, memory=memory)
 
 
+# Word lists of coprime lengths: every turn states a different fact for a long while, so the
+# memory tools' near-duplicate check does not (rightly) refuse the scripted sleeper's inserts.
+_PEOPLE = ("Ana", "Bo", "Cy", "Dee", "Eli", "Fay", "Gus")
+_PLACES = ("Oslo", "Rome", "Lima", "Kyiv", "Pune", "Nice", "Bern", "Doha", "Graz", "Hue", "Ulm")
+_FOODS = ("figs", "rice", "soup", "tacos", "pears", "bread", "dates", "plums", "kale", "eggs")
+
+
 def _say(graph: Any, i: int, thread: str = "t") -> float:
     cfg = {"configurable": {"user_id": NS[0], "thread_id": thread}}
-    text = f"Turn {i}: today I worked on task number {i} and it went fine, thanks for asking."
+    fact = f"I met {_PEOPLE[i % 7]} in {_PLACES[i % 11]} and ate {_FOODS[i % 10]}."
+    text = f"Turn {i}: {fact} Thanks for asking, it went fine."
     t0 = time.perf_counter()
     graph.invoke({"messages": [HumanMessage(text)]}, cfg)
     return time.perf_counter() - t0
