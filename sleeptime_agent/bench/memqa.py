@@ -202,6 +202,11 @@ class MemoryBenchConfig:
         return self.out / f"{self.benchmark}_score_vs_cost.png"
 
     @property
+    def tables_path(self) -> Path:
+        """The Markdown tables made from the JSON report."""
+        return self.out / f"{self.benchmark}.md"
+
+    @property
     def memory_path(self) -> Path:
         """The JSONL of each dialogue's memory after ingestion: what the sleeptime answers read."""
         return self.out / f"{self.benchmark}_memory.jsonl"
@@ -957,13 +962,13 @@ def _write(
             "ingestion": cfg.ingest_path.name,
             "memory": cfg.memory_path.name,
             "plot": plot.name,
-            "tables": f"{cfg.benchmark}.md",
+            "tables": cfg.tables_path.name,
         },
         "notes": cfg.notes,
     }
     path = write_report(cfg.out, cfg.benchmark, data)
     tables = markdown_summary(json.loads(path.read_text(encoding="utf-8")))
-    (cfg.out / f"{cfg.benchmark}.md").write_text(tables, encoding="utf-8")
+    cfg.tables_path.write_text(tables, encoding="utf-8")
     return path
 
 
