@@ -394,8 +394,10 @@ def _transcript_messages(
     return out
 
 
-def _add_runs(progress: dict[str, Any], runs: Iterable[RunRecord]) -> None:
+def _add_runs(progress: dict[str, Any], runs: Iterable[RunRecord], samples: int = 10) -> None:
     statuses: Counter[str] = Counter(progress.get("statuses", {}))
+    kinds: Counter[str] = Counter(progress.get("failure_kinds", {}))
+    examples: list[str] = list(progress.get("failure_examples", []))
     for run in runs:
         progress["input_tokens"] += run.input_tokens
         progress["output_tokens"] += run.output_tokens
@@ -404,7 +406,14 @@ def _add_runs(progress: dict[str, Any], runs: Iterable[RunRecord]) -> None:
         progress["edits"] += len(run.edits)
         progress["failures"] += len(run.failures)
         statuses[run.status] += 1
+        for failure in run.failures:
+            # Why calls failed (grounding, duplicate, malformed ...) says what to fix next.
+            kinds[f"{failure.get('kind')}:{failure.get('tool')}"] += 1
+            if len(examples) < samples:
+                examples.append(str(failure.get("error", ""))[:300])
     progress["statuses"] = dict(statuses)
+    progress["failure_kinds"] = dict(kinds)
+    progress["failure_examples"] = examples
 
 
 async def _ingest(

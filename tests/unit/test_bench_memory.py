@@ -250,6 +250,11 @@ def test_longmemeval_end_to_end_and_resume(
     snapshots = [json.loads(x) for x in (out / "longmemeval_memory.jsonl").read_text().splitlines()]
     assert [s["key"] for s in snapshots] == ["q1", "q2_abs"]
     assert all("Moved to Lisbon." in s["blocks"]["human"] for s in snapshots)
+    # Session 1 only says "I live in Berlin": the insert is refused there, and the log says why.
+    ingest = [json.loads(x) for x in (out / "longmemeval_ingest.jsonl").read_text().splitlines()]
+    assert ingest[0]["failures"] == 1
+    assert ingest[0]["failure_kinds"] == {"rejected:memory_insert": 1}
+    assert "not in the conversation" in ingest[0]["failure_examples"][0]
     assert main(argv) == 0
     assert _calls(models) == first
 
