@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 import tempfile
 
-from sleeptime_agent.letta_sync import LettaBridge, format_report, make_letta_client
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.letta.bridge import LettaBridge, format_report, make_letta_client
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 
 def demo_agent() -> str:

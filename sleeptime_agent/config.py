@@ -1,18 +1,108 @@
-"""Where things live on disk: ``$SLEEPTIME_HOME`` (default ``~/.local/share/sleeptime``)."""
+"""Every environment variable the project reads, in one place, read when asked (never at import).
+
+==============================  ============================================================
+``SLEEPTIME_HOME``              data directory (default ``~/.local/share/sleeptime``): the
+                                embedded store and the assembled local model live under it
+``SLEEPTIME_MODEL``             the primary model spec (``local`` or ``provider:model``)
+``SLEEPTIME_SLEEPTIME_MODEL``   the sleep-time model spec (default: the primary one)
+``SLEEPTIME_USER``              whose memory the CLI opens (default: the login name)
+``SLEEPTIME_CHROMA_URL``        a Chroma server (``http://host:port``) instead of the
+                                embedded store; required once several processes share memory
+``SLEEPTIME_POSTGRES_URI``      a Postgres checkpointer for the server graph (optional)
+``SLEEPTIME_DATA``              evaluation data for ``sleeptime bench`` (``../shared/data``)
+``LETTA_BASE_URL``              the Letta server the bridge talks to
+``LETTA_API_KEY``               its API key (Letta Cloud)
+==============================  ============================================================
+
+An unset or blank variable counts as unset.
+"""
 
 from __future__ import annotations
 
+import getpass
 import os
 from pathlib import Path
 
-__all__ = ["default_store_path", "sleeptime_home"]
+__all__ = [
+    "CHROMA_URL_ENV",
+    "DATA_ENV",
+    "HOME_ENV",
+    "LETTA_API_KEY_ENV",
+    "LETTA_BASE_URL_ENV",
+    "POSTGRES_URI_ENV",
+    "PRIMARY_MODEL_ENV",
+    "SLEEPTIME_MODEL_ENV",
+    "USER_ENV",
+    "chroma_url",
+    "data_path",
+    "default_store_path",
+    "env",
+    "letta_api_key",
+    "letta_base_url",
+    "model_spec",
+    "postgres_uri",
+    "sleeptime_home",
+    "user_id",
+]
+
+HOME_ENV = "SLEEPTIME_HOME"
+PRIMARY_MODEL_ENV = "SLEEPTIME_MODEL"
+SLEEPTIME_MODEL_ENV = "SLEEPTIME_SLEEPTIME_MODEL"
+USER_ENV = "SLEEPTIME_USER"
+CHROMA_URL_ENV = "SLEEPTIME_CHROMA_URL"
+POSTGRES_URI_ENV = "SLEEPTIME_POSTGRES_URI"
+DATA_ENV = "SLEEPTIME_DATA"
+LETTA_BASE_URL_ENV = "LETTA_BASE_URL"
+LETTA_API_KEY_ENV = "LETTA_API_KEY"
+
+
+def env(name: str) -> str | None:
+    """The variable's value stripped of blanks, or ``None`` when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
 
 
 def sleeptime_home() -> Path:
     """The data directory: the embedded store and the assembled local model live under it."""
-    return Path(os.environ.get("SLEEPTIME_HOME", "~/.local/share/sleeptime")).expanduser()
+    return Path(env(HOME_ENV) or "~/.local/share/sleeptime").expanduser()
 
 
 def default_store_path() -> Path:
     """The embedded Chroma directory used when no ``--store`` / ``--chroma-url`` is given."""
     return sleeptime_home() / "store"
+
+
+def model_spec(env_var: str = PRIMARY_MODEL_ENV) -> str | None:
+    """The model spec in ``env_var`` (:data:`PRIMARY_MODEL_ENV` or :data:`SLEEPTIME_MODEL_ENV`)."""
+    return env(env_var)
+
+
+def user_id() -> str:
+    """Whose memory the CLI opens: ``SLEEPTIME_USER``, else the login name."""
+    return env(USER_ENV) or getpass.getuser()
+
+
+def chroma_url() -> str | None:
+    """The Chroma server to use instead of the embedded store, if any."""
+    return env(CHROMA_URL_ENV)
+
+
+def postgres_uri() -> str | None:
+    """The Postgres connection string of the server graph's checkpointer, if any."""
+    return env(POSTGRES_URI_ENV)
+
+
+def data_path() -> Path | None:
+    """The evaluation data directory named by ``SLEEPTIME_DATA``, if set."""
+    value = env(DATA_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def letta_base_url() -> str | None:
+    """The Letta server's URL, if set."""
+    return env(LETTA_BASE_URL_ENV)
+
+
+def letta_api_key() -> str | None:
+    """The Letta API key, if set."""
+    return env(LETTA_API_KEY_ENV)

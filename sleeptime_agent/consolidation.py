@@ -18,15 +18,20 @@ from dataclasses import dataclass, field
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from . import prompts
-from .blocks import MemoryBlock, order_blocks, utcnow
-from .errors import VersionConflict
-from .graphs.sleeptime import SleeptimeContext, build_sleeptime_graph
-from .ledger import Ledger, RunRecord
-from .scheduler import ForegroundGate
-from .store import ChromaBlockStore, Namespace
-from .tools.memory import MemoryEditor
-from .transcript import Cursor, Transcript, TranscriptMessage, system_namespace
+from sleeptime_agent import prompts
+from sleeptime_agent.blocks import MemoryBlock, order_blocks, utcnow
+from sleeptime_agent.errors import VersionConflict
+from sleeptime_agent.graphs.sleeptime import SleeptimeContext, build_sleeptime_graph
+from sleeptime_agent.ledger import Ledger, RunRecord
+from sleeptime_agent.scheduler import ForegroundGate
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.transcript import (
+    Cursor,
+    Transcript,
+    TranscriptMessage,
+    system_namespace,
+)
+from sleeptime_agent.tools.memory import MemoryEditor
 
 __all__ = ["Consolidator", "default_blocks"]
 
@@ -198,8 +203,9 @@ class Consolidator:
         await self._edit(namespace, batch, record)
         committed = await asyncio.to_thread(self._commit, namespace, cursor, batch[-1].seq)
         record.cursor_after = committed.seq
-        if len(batch) < len(pending):
-            record.reason = f"{len(pending) - len(batch)} messages left for the next run"
+        record.more_pending = len(pending) - len(batch)
+        if record.more_pending:
+            record.reason = f"{record.more_pending} messages left for the next run"
         return record
 
     async def _edit(
@@ -291,6 +297,9 @@ class Consolidator:
         for _ in range(max_runs):
             record = await self.arun(namespace)
             records.append(record)
-            if record.status not in ("ok", "finished_by_budget", "stalled") or not record.reason:
+            if (
+                record.status not in ("ok", "finished_by_budget", "stalled")
+                or not record.more_pending
+            ):
                 break
         return records

@@ -12,6 +12,7 @@ __all__ = [
     "BlockNotFound",
     "ConfigurationError",
     "MemoryUnavailable",
+    "MissingExtra",
     "ReadOnlyBlock",
     "SleeptimeError",
     "VersionConflict",
@@ -83,6 +84,22 @@ class ConfigurationError(SleeptimeError, ValueError):
     """The developer's configuration is wrong (unknown provider, missing extra, bad option)."""
 
     code = "configuration_error"
+
+
+class MissingExtra(ConfigurationError, ImportError):
+    """An optional integration was imported without its extra (``local``, ``letta``, ``bench``).
+
+    Also an :class:`ImportError`, so ``except ImportError`` around an optional import still works.
+    """
+
+    code = "missing_extra"
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(
+            f"this needs the '{extra}' extra (cannot import {module}): "
+            f"pip install 'sleeptime-agent[{extra}]'"
+        )
+        self.extra = extra
 
 
 class MemoryUnavailable(SleeptimeError, ConnectionError):

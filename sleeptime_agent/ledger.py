@@ -16,7 +16,7 @@ from typing import Any, Literal
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, Field
 
-from .blocks import utcnow
+from sleeptime_agent.blocks import utcnow
 
 __all__ = ["Ledger", "RunRecord", "RunStatus", "TurnRecord", "count_tokens"]
 
@@ -51,6 +51,8 @@ class RunRecord(BaseModel):
     versions_after: dict[str, int] = Field(default_factory=dict)
     cursor_before: int = 0
     cursor_after: int = 0
+    more_pending: int = 0
+    """Messages left for the next run (a run consolidates at most one batch)."""
 
     @property
     def total_tokens(self) -> int:

@@ -20,14 +20,14 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-from . import prompts
-from .blocks import MemoryBlock, order_blocks
-from .consolidation import Consolidator
-from .ledger import Ledger, RunRecord
-from .scheduler import ForegroundGate, SleeptimeScheduler
-from .store import ChromaBlockStore, Namespace, Note
-from .tools.memory import namespace_from_config
-from .transcript import Transcript, TranscriptMessage
+from sleeptime_agent import prompts
+from sleeptime_agent.blocks import MemoryBlock, order_blocks
+from sleeptime_agent.consolidation import Consolidator
+from sleeptime_agent.ledger import Ledger, RunRecord
+from sleeptime_agent.scheduler import ForegroundGate, SleeptimeScheduler
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace, Note
+from sleeptime_agent.storage.transcript import Transcript, TranscriptMessage
+from sleeptime_agent.tools.memory import namespace_from_config
 
 __all__ = ["MemoryView", "SleeptimeMemory"]
 
@@ -81,13 +81,11 @@ class SleeptimeMemory:
 
     store: ChromaBlockStore
     sleeptime_model: BaseChatModel
-    scheduler: SleeptimeScheduler | None = None
+    scheduler: SleeptimeScheduler = field(default_factory=SleeptimeScheduler)
     notes_k: int = 3
     consolidator_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.scheduler is None:
-            self.scheduler = SleeptimeScheduler()
         self.ledger: Ledger = self.scheduler.ledger
         self.transcript = Transcript(self.store)
         self.gate = ForegroundGate()
@@ -129,7 +127,6 @@ class SleeptimeMemory:
 
     def after_turn(self, namespace: Namespace) -> None:
         """Tell the scheduler a turn finished (call after the reply is returned)."""
-        assert self.scheduler is not None
         self.scheduler.notify(namespace)
 
     async def consolidate_now(self, namespace: Namespace) -> list[RunRecord]:

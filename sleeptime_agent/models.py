@@ -9,16 +9,13 @@ model is a developer's configuration problem and surfaces as one line of
 
 from __future__ import annotations
 
-import os
-
 from langchain_core.language_models import BaseChatModel
 
-from .errors import ConfigurationError
+from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model_spec
+from sleeptime_agent.errors import ConfigurationError
 
 __all__ = ["LOCAL_MODEL", "PRIMARY_MODEL_ENV", "SLEEPTIME_MODEL_ENV", "resolve_model"]
 
-PRIMARY_MODEL_ENV = "SLEEPTIME_MODEL"
-SLEEPTIME_MODEL_ENV = "SLEEPTIME_SLEEPTIME_MODEL"
 LOCAL_MODEL = "local"
 
 _SPEC_HINT = "use 'local' or 'provider:model', e.g. 'openai:gpt-4o-mini'"
@@ -47,10 +44,10 @@ def resolve_model(
     if isinstance(spec, BaseChatModel):
         return spec
     if spec is None:
-        spec = os.environ.get(env_var, "").strip() or LOCAL_MODEL
+        spec = model_spec(env_var) or LOCAL_MODEL
     spec = spec.strip()
     if spec == LOCAL_MODEL:
-        from .local_model import LocalChatModel, require_local_extra
+        from sleeptime_agent.local import LocalChatModel, require_local_extra
 
         require_local_extra()  # fail now, not at the first call deep inside a graph
         return LocalChatModel()

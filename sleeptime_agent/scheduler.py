@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 
-from .ledger import Ledger, RunRecord
-from .store import Namespace
+from sleeptime_agent.ledger import Ledger, RunRecord
+from sleeptime_agent.storage.block_store import Namespace
 
 __all__ = ["ForegroundGate", "Runner", "SleeptimeScheduler"]
 

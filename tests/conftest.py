@@ -16,7 +16,7 @@ import httpx
 import pytest
 from hypothesis import settings
 
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 # Property tests check behaviour, not speed: a per-example deadline fails them on a loaded
 # shared machine (a benchmark running beside the suite) without anything being wrong.

@@ -12,8 +12,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from ..errors import (
+from sleeptime_agent.cli import chat, letta, memory
+from sleeptime_agent.errors import (
     BlockLimitExceeded,
     BlockNotFound,
     ConfigurationError,
@@ -22,7 +24,6 @@ from ..errors import (
     SleeptimeError,
     VersionConflict,
 )
-from . import chat, memory
 
 __all__ = ["EXIT_CODES", "build_parser", "main"]
 
@@ -51,22 +52,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chat.register(sub)
     memory.register(sub)
-    for name in ("letta", "bench"):
-        try:
-            module = __import__(f"{__name__}.{name}", fromlist=["register"])
-        except ImportError:
-            continue
-        module.register(sub)
+    letta.register(sub)
+    _register_bench(sub)
     return parser
+
+
+_BENCH_HINT = 'sleeptime bench needs the `bench` extra: pip install "sleeptime-agent[bench]"'
+
+
+def _register_bench(sub: Any) -> None:
+    """``sleeptime bench`` comes from the separate ``sleeptime_bench`` package when installed."""
+    try:
+        from sleeptime_bench.cli import register
+    except ImportError as exc:
+        missing = exc.name or "sleeptime_bench"
+        p = sub.add_parser(
+            "bench", help="benchmarks (needs the `bench` extra)", description=_BENCH_HINT
+        )
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=lambda _args: _missing_bench(missing))
+        return
+    register(sub)
+
+
+def _missing_bench(missing: str) -> int:
+    raise ConfigurationError(f"{_BENCH_HINT} (cannot import {missing})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from ..bench.report import set_command
-
-    set_command(argv)  # reports record the exact command that produced them
+    args.argv = argv  # benchmark reports record the exact command that produced them
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -18,13 +18,14 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-from ..graphs.chat import build_chat_graph
-from ..ledger import RunRecord
-from ..memory import SleeptimeMemory
-from ..models import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, resolve_model
-from ..scheduler import SleeptimeScheduler
-from ..store import ChromaBlockStore, Namespace
-from .common import add_model_options, add_store_options, open_store
+from sleeptime_agent.cli.common import add_model_options, add_store_options, open_store
+from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model_spec
+from sleeptime_agent.graphs.chat import build_chat_graph
+from sleeptime_agent.ledger import RunRecord
+from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.models import resolve_model
+from sleeptime_agent.scheduler import SleeptimeScheduler
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 
 __all__ = ["register", "run_chat"]
 
@@ -64,9 +65,8 @@ def register(sub: Any) -> None:
 def load_models(args: argparse.Namespace) -> tuple[BaseChatModel, BaseChatModel]:
     """The primary and sleep-time models named by the options and environment."""
     primary = resolve_model(args.model, env_var=PRIMARY_MODEL_ENV)
-    import os
 
-    if args.sleeptime_model is None and not os.environ.get(SLEEPTIME_MODEL_ENV):
+    if args.sleeptime_model is None and not model_spec(SLEEPTIME_MODEL_ENV):
         return primary, primary  # one local model, loaded once
     return primary, resolve_model(args.sleeptime_model, env_var=SLEEPTIME_MODEL_ENV)
 
@@ -231,7 +231,6 @@ def _slash(
         for r in memory.ledger.runs:
             out(_describe("end", r) + "\n")
     elif cmd == "/wait":
-        assert memory.scheduler is not None
         memory.scheduler.wait_idle_sync()
         out("memory is up to date\n")
     else:

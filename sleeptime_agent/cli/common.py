@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 
-from ..config import default_store_path
-from ..store import ChromaBlockStore, Namespace
+from sleeptime_agent import config
+from sleeptime_agent.config import default_store_path
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 
 __all__ = ["add_model_options", "add_store_options", "namespace_of", "open_store"]
 
@@ -16,7 +15,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     """``--user`` and ``--store DIR | --chroma-url URL``."""
     parser.add_argument(
         "--user",
-        default=os.environ.get("SLEEPTIME_USER") or getpass.getuser(),
+        default=config.user_id(),
         help="whose memory (default: $SLEEPTIME_USER or your login name)",
     )
     where = parser.add_mutually_exclusive_group()
@@ -28,7 +27,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--chroma-url",
         metavar="URL",
-        default=os.environ.get("SLEEPTIME_CHROMA_URL"),
+        default=config.chroma_url(),
         help="a Chroma server, e.g. http://127.0.0.1:8000 (default: $SLEEPTIME_CHROMA_URL)",
     )
 

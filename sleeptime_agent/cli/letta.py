@@ -15,11 +15,11 @@ import os
 import sys
 from typing import Any
 
-from ..letta_sync import LettaBridge, SyncReport, format_report
-from ..models import SLEEPTIME_MODEL_ENV, resolve_model
-from ..store import Namespace
-from ..transcript import TranscriptMessage
-from .common import add_store_options, namespace_of, open_store
+from sleeptime_agent.cli.common import add_store_options, namespace_of, open_store
+from sleeptime_agent.letta.bridge import LettaBridge, SyncReport, format_report
+from sleeptime_agent.models import SLEEPTIME_MODEL_ENV, resolve_model
+from sleeptime_agent.storage.block_store import Namespace
+from sleeptime_agent.storage.transcript import TranscriptMessage
 
 __all__ = ["register"]
 
@@ -62,7 +62,7 @@ def _cmd(args: argparse.Namespace) -> int:
     bridge = LettaBridge.from_env(store, namespace=namespace_of(args), base_url=args.base_url)
     report: SyncReport
     if args.action == "consolidate":
-        from ..consolidation import Consolidator
+        from sleeptime_agent.consolidation import Consolidator
 
         model = resolve_model(args.sleeptime_model, env_var=SLEEPTIME_MODEL_ENV)
         consolidator = Consolidator(store, model)

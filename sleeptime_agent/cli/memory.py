@@ -11,10 +11,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..blocks import MemoryBlock
-from ..errors import ConfigurationError
-from ..store import ChromaBlockStore, Namespace
-from .common import add_store_options, namespace_of, open_store
+from sleeptime_agent.blocks import MemoryBlock
+from sleeptime_agent.cli.common import add_store_options, namespace_of, open_store
+from sleeptime_agent.errors import ConfigurationError
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 
 __all__ = ["EXPORT_FORMAT", "export_memory", "import_memory", "register"]
 
@@ -104,7 +104,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def raise_not_found(label: str) -> None:
     """No such block: exit code 5 through the common handler."""
-    from ..errors import BlockNotFound
+    from sleeptime_agent.errors import BlockNotFound
 
     raise BlockNotFound(label)
 

@@ -29,11 +29,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
-from ..ledger import TurnRecord, count_tokens
-from ..memory import MemoryView, SleeptimeMemory
-from ..scheduler import SleeptimeScheduler
-from ..store import ChromaBlockStore
-from ..tools.memory import create_memory_tools, namespace_from_config
+from sleeptime_agent.ledger import TurnRecord, count_tokens
+from sleeptime_agent.memory import MemoryView, SleeptimeMemory
+from sleeptime_agent.tools.memory import create_memory_tools, namespace_from_config
 
 __all__ = ["ChatState", "build_chat_graph", "build_primary_prompt"]
 
@@ -78,11 +76,8 @@ def build_primary_prompt(
 
 def build_chat_graph(
     model: BaseChatModel,
-    sleeptime_model: BaseChatModel | None = None,
-    store: ChromaBlockStore | None = None,
-    scheduler: SleeptimeScheduler | None = None,
+    memory: SleeptimeMemory,
     *,
-    memory: SleeptimeMemory | None = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     recent_turns: int = 2,
     primary_memory_tools: bool = False,
@@ -90,23 +85,19 @@ def build_chat_graph(
 ) -> CompiledStateGraph[ChatState, None, ChatState, ChatState]:
     """Compile the paired graph; ``user_id`` and ``thread_id`` come from the run's config.
 
+    The caller keeps ``memory`` (its store, scheduler and ledger); the graph only uses it::
+
+        memory = SleeptimeMemory(store, sleeptime_model, scheduler=SleeptimeScheduler())
+        graph = build_chat_graph(model, memory)
+
     Args:
         model: the primary (test-time) model.
-        sleeptime_model: the sleep-time model (default: ``model``).
-        store: the block store (default: an embedded store under ``~/.local/share/sleeptime``).
-        scheduler: when sleep-time runs happen (default: after every turn).
-        memory: a ready :class:`SleeptimeMemory` (overrides store/sleeptime_model/scheduler).
+        memory: the refined memory the primary reads and the sleep-time agent consolidates.
         checkpointer: LangGraph checkpointer for thread state (e.g. ``InMemorySaver``).
         recent_turns: consolidated turns of the thread kept verbatim in the prompt.
         primary_memory_tools: give the primary the edit tools too (default: single writer).
         name: the compiled graph's name.
     """
-    if memory is None:
-        if store is None:
-            from ..config import default_store_path
-
-            store = ChromaBlockStore.persistent(default_store_path())
-        memory = SleeptimeMemory(store, sleeptime_model or model, scheduler=scheduler)
     mem = memory
     tools = create_memory_tools(mem.store, author="primary") if primary_memory_tools else []
     primary_model: Any = model.bind_tools(tools) if tools else model
@@ -169,6 +160,4 @@ def build_chat_graph(
     builder.add_edge(START, "primary")
     builder.add_edge("primary", "after_turn")
     builder.add_edge("after_turn", END)
-    graph = builder.compile(checkpointer=checkpointer, name=name)
-    graph.memory = mem  # type: ignore[attr-defined]  # reach the scheduler, ledger and store
-    return graph
+    return builder.compile(checkpointer=checkpointer, name=name)

@@ -18,30 +18,44 @@ has not consolidated from the durable transcript in Chroma, not from the checkpo
 
 from __future__ import annotations
 
-import os
-
+from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 
-from sleeptime_agent.config import default_store_path
+from sleeptime_agent.config import (
+    PRIMARY_MODEL_ENV,
+    SLEEPTIME_MODEL_ENV,
+    chroma_url,
+    default_store_path,
+    model_spec,
+)
 from sleeptime_agent.graphs.chat import ChatState, build_chat_graph
-from sleeptime_agent.models import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, resolve_model
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.models import resolve_model
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
-__all__ = ["CHROMA_URL_ENV", "graph", "make_graph"]
-
-CHROMA_URL_ENV = "SLEEPTIME_CHROMA_URL"
+__all__ = ["graph", "make_graph", "make_memory", "memory"]
 
 
-def make_graph() -> CompiledStateGraph[ChatState, None, ChatState, ChatState]:
-    """Build the chat graph from the environment (see the module docstring)."""
-    model = resolve_model(None, env_var=PRIMARY_MODEL_ENV)
-    sleeptime_spec = os.environ.get(SLEEPTIME_MODEL_ENV, "").strip()
-    sleeptime_model = resolve_model(sleeptime_spec) if sleeptime_spec else model
-    url = os.environ.get(CHROMA_URL_ENV, "").strip()
+def make_memory(primary: BaseChatModel | None = None) -> SleeptimeMemory:
+    """The memory the served graph uses, from the environment (see the module docstring)."""
+    primary = primary or resolve_model(None, env_var=PRIMARY_MODEL_ENV)
+    sleeptime_spec = model_spec(SLEEPTIME_MODEL_ENV)
+    sleeptime_model = resolve_model(sleeptime_spec) if sleeptime_spec else primary
+    url = chroma_url()
     store = (
         ChromaBlockStore.from_url(url) if url else ChromaBlockStore.persistent(default_store_path())
     )
-    return build_chat_graph(model, sleeptime_model, store=store, name="sleeptime_chat")
+    return SleeptimeMemory(store, sleeptime_model)
 
 
-graph = make_graph()
+def make_graph(
+    primary: BaseChatModel, mem: SleeptimeMemory
+) -> CompiledStateGraph[ChatState, None, ChatState, ChatState]:
+    """The served chat graph: ``primary`` answering from ``mem``."""
+    return build_chat_graph(primary, mem, name="sleeptime_chat")
+
+
+_primary = resolve_model(None, env_var=PRIMARY_MODEL_ENV)
+#: The memory behind :data:`graph` (its scheduler, ledger and store).
+memory = make_memory(_primary)
+graph = make_graph(_primary, memory)

@@ -19,9 +19,9 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from ..ledger import count_tokens
-from ..scheduler import ForegroundGate
-from ..tools.memory import MemoryEditor, ToolCallInvalid, ToolError, tool_specs
+from sleeptime_agent.ledger import count_tokens
+from sleeptime_agent.scheduler import ForegroundGate
+from sleeptime_agent.tools.memory import MemoryEditor, ToolCallInvalid, ToolError, tool_specs
 
 __all__ = ["SleeptimeContext", "SleeptimeState", "build_sleeptime_graph"]
 

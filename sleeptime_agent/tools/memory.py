@@ -19,9 +19,14 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field, ValidationError
 
-from ..blocks import MemoryBlock
-from ..errors import BlockLimitExceeded, ConfigurationError, ReadOnlyBlock, VersionConflict
-from ..store import ChromaBlockStore, Namespace
+from sleeptime_agent.blocks import MemoryBlock
+from sleeptime_agent.errors import (
+    BlockLimitExceeded,
+    ConfigurationError,
+    ReadOnlyBlock,
+    VersionConflict,
+)
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 
 __all__ = [
     "ArchivalInsertArgs",

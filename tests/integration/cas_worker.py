@@ -7,7 +7,7 @@ import sys
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import VersionConflict
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 WORKER = Path(__file__).with_name("cas_worker.py")

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from sleeptime_agent.cli.chat import run_chat
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 pytestmark = [pytest.mark.local_model, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def model():  # type: ignore[no-untyped-def]
-    from sleeptime_agent.local_model import LocalChatModel
+    from sleeptime_agent.local.chat_model import LocalChatModel
 
     m = LocalChatModel(max_tokens=160)
     m.load()

@@ -7,7 +7,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from sleeptime_agent.local_model import LocalChatModel
+from sleeptime_agent.local.chat_model import LocalChatModel
 
 pytestmark = [pytest.mark.local_model, pytest.mark.slow]
 

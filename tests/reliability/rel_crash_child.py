@@ -18,9 +18,9 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, BaseMessage
 
 from sleeptime_agent.consolidation import Consolidator
-from sleeptime_agent.store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.transcript import Transcript
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
-from sleeptime_agent.transcript import Transcript
 
 #: Every value the script can leave in a block, in order: a crash may stop anywhere in between.
 HUMAN_STATES = ["", "Name: Ada", "Name: Ada\nLives in Berlin", "Name: Ada\nLives in Lisbon"]

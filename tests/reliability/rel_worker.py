@@ -21,7 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from sleeptime_agent.graphs.chat import build_chat_graph
 from sleeptime_agent.memory import SleeptimeMemory
 from sleeptime_agent.scheduler import SleeptimeScheduler
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
 
 ACKS: list[dict[str, Any]] = []

@@ -27,10 +27,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from sleeptime_agent.errors import MemoryUnavailable
 from sleeptime_agent.graphs.chat import build_chat_graph
 from sleeptime_agent.ledger import RunRecord
+from sleeptime_agent.memory import SleeptimeMemory
 from sleeptime_agent.scheduler import SleeptimeScheduler
-from sleeptime_agent.store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.transcript import Transcript
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
-from sleeptime_agent.transcript import Transcript
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 NS: Namespace = ("ada",)
@@ -72,9 +73,8 @@ def test_dead_server_fails_the_turn_clearly_loses_nothing_and_resumes(own_server
     scheduler = SleeptimeScheduler(on_event=on_event)
     sleeper = ScriptedChatModel(replies=[facts_sleeptime], repeat_last=True, latency=0.6)
     primary = ScriptedChatModel(replies=["Noted."], repeat_last=True)
-    graph: Any = build_chat_graph(
-        primary, sleeper, store=store, scheduler=scheduler, checkpointer=InMemorySaver()
-    )
+    memory = SleeptimeMemory(store, sleeper, scheduler=scheduler)
+    graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver())
     tr = Transcript(store)
     try:
         # 1. A turn is answered; its sleep-time run starts in the background.
@@ -100,7 +100,7 @@ def test_dead_server_fails_the_turn_clearly_loses_nothing_and_resumes(own_server
         assert isinstance(err.value, ConnectionError)
         assert f"http://{own_server.host}:{own_server.port}" in str(err.value)
         # So does a consolidation asked for directly: recorded, not raised.
-        direct = asyncio.run(graph.memory.consolidate_now(NS))
+        direct = asyncio.run(memory.consolidate_now(NS))
         assert [r.status for r in direct] == ["error"]
         # A new client cannot even connect: the same error, from the constructor.
         with pytest.raises(MemoryUnavailable):

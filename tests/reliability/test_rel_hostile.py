@@ -19,9 +19,9 @@ from langchain_core.messages import AIMessage
 from sleeptime_agent import prompts
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.consolidation import Consolidator
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
+from sleeptime_agent.storage.transcript import Transcript
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
-from sleeptime_agent.transcript import Transcript
 
 NS = ("mallory",)
 HUMAN = "Name: Ada\nLives in Berlin\nLikes cats\nLikes cats and dogs"

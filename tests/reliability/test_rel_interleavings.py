@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import BlockLimitExceeded, ReadOnlyBlock, VersionConflict
-from sleeptime_agent.store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.tools.memory import MemoryEditor, ToolError
 
 pytestmark = pytest.mark.slow

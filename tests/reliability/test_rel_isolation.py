@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import ConfigurationError
-from sleeptime_agent.langgraph_store import ChromaStore, offline_index
-from sleeptime_agent.store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.langgraph_store import ChromaStore, offline_index
+from sleeptime_agent.storage.transcript import Transcript, system_namespace
 from sleeptime_agent.tools.memory import namespace_from_config
-from sleeptime_agent.transcript import Transcript, system_namespace
 
 RESERVED = system_namespace(("x",))[-1]  # the bookkeeping marker component ("\x00sleeptime")
 

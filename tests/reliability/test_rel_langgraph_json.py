@@ -20,7 +20,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 
 import sleeptime_agent.models as models
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,11 @@ CONFIG = json.loads((ROOT / "langgraph.json").read_text())
 
 def load(ref: str) -> Any:
     """Import ``./file.py:attr`` by path, under a fresh module name, as the server does."""
+    return getattr(load_module(ref), ref.partition(":")[2])
+
+
+def load_module(ref: str) -> ModuleType:
+    """The module of ``./file.py:attr``, imported by path under a fresh name."""
     file, _, attr = ref.partition(":")
     path = (ROOT / file).resolve()
     assert path.is_file() and attr, ref
@@ -41,7 +47,7 @@ def load(ref: str) -> Any:
         spec.loader.exec_module(module)
     finally:
         sys.modules.pop(name, None)
-    return getattr(module, attr)
+    return module
 
 
 def sleeptime_reply(messages: list[BaseMessage]) -> AIMessage:
@@ -88,9 +94,10 @@ def test_each_graph_loads_and_answers_one_turn(
     else:
         monkeypatch.delenv("SLEEPTIME_CHROMA_URL", raising=False)
     for graph_id, ref in CONFIG["graphs"].items():
-        loaded = load(ref)
-        assert isinstance(loaded, CompiledStateGraph), graph_id
-        graph: Any = loaded  # build_chat_graph attaches `.memory`
+        module = load_module(ref)
+        graph = getattr(module, ref.partition(":")[2])
+        assert isinstance(graph, CompiledStateGraph), graph_id
+        memory: SleeptimeMemory = module.memory
         assert graph.checkpointer is None  # the server brings its own (Postgres when deployed)
         user = f"ada-{uuid.uuid4().hex[:6]}"
         try:
@@ -99,8 +106,8 @@ def test_each_graph_loads_and_answers_one_turn(
                 {"configurable": {"user_id": user, "thread_id": "t1"}},
             )
             assert out["messages"][-1].content == "Hello Ada!"
-            graph.memory.scheduler.wait_idle_sync(60)
-            store: ChromaBlockStore = graph.memory.store
+            memory.scheduler.wait_idle_sync(60)
+            store: ChromaBlockStore = memory.store
             human = store.get_block((user,), "human")
             assert human is not None and human.value == "Name: Ada"
             if backend == "embedded":
@@ -108,14 +115,14 @@ def test_each_graph_loads_and_answers_one_turn(
             else:
                 assert "Chroma server" in store.describe
         finally:
-            graph.memory.scheduler.shutdown()
+            memory.scheduler.shutdown()
 
 
 def test_importing_the_graph_loads_no_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """With the default local model, building the graph must not load (or assemble) weights."""
-    local_model = pytest.importorskip("sleeptime_agent.local_model")
+    local_model = pytest.importorskip("sleeptime_agent.local.chat_model")
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the model was loaded at import time")
@@ -131,8 +138,8 @@ def test_importing_the_graph_loads_no_model(
     except Exception as exc:  # the `local` extra is not installed here
         pytest.skip(str(exc))
     for ref in CONFIG["graphs"].values():
-        graph: Any = load(ref)
+        memory: SleeptimeMemory = load_module(ref).memory
         try:
-            assert type(graph.memory.sleeptime_model).__name__ == "LocalChatModel"
+            assert type(memory.sleeptime_model).__name__ == "LocalChatModel"
         finally:
-            graph.memory.scheduler.shutdown()
+            memory.scheduler.shutdown()

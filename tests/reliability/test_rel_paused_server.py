@@ -17,7 +17,7 @@ import pytest
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import MemoryUnavailable
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

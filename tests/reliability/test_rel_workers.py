@@ -29,9 +29,9 @@ import pytest
 import rel_worker
 
 from sleeptime_agent.consolidation import Consolidator
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
+from sleeptime_agent.storage.transcript import Transcript, system_namespace
 from sleeptime_agent.testing import ScriptedChatModel
-from sleeptime_agent.transcript import Transcript, system_namespace
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 WORKER = Path(__file__).with_name("rel_worker.py")

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from sleeptime_agent import prompts
-from sleeptime_agent.bench import amortization, predictability, stateful
-from sleeptime_agent.bench.results import ConditionSummary, ResultsFile
-from sleeptime_agent.bench.scoring import wilson_interval
 from sleeptime_agent.cli import main
-from sleeptime_agent.graphs.stateful_qa import answer_messages, combine_notes
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
+from sleeptime_bench import amortization, predictability, prompts, stateful
+from sleeptime_bench.results import ConditionSummary, ResultsFile
+from sleeptime_bench.scoring import wilson_interval
+from sleeptime_bench.stateful_qa import answer_messages, combine_notes
 
 GSM_ROWS = [
     {

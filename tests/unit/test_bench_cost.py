@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sleeptime_agent.bench.cost import (
+from sleeptime_bench.cost import (
     BudgetPoint,
     amortization_curves,
     baseline_cost_per_query,

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sleeptime_agent.bench import paths
-from sleeptime_agent.bench.data import (
+from sleeptime_agent.errors import ConfigurationError
+from sleeptime_bench import paths
+from sleeptime_bench.data import (
     GSM_P2_FILE,
     data_dir,
     gsm_gold,
@@ -24,7 +25,6 @@ from sleeptime_agent.bench.data import (
     split_context_question,
     split_sentences,
 )
-from sleeptime_agent.errors import ConfigurationError
 
 DECIMAL = re.compile(r"\d+\.\d+")
 

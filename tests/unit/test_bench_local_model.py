@@ -22,9 +22,7 @@ def test_local_model_bench_runs_and_reports(
         return "ok"
 
     model = ScriptedChatModel(replies=[reply], repeat_last=True)
-    monkeypatch.setattr(
-        "sleeptime_agent.bench.local_model_bench.resolve_model", lambda *a, **k: model
-    )
+    monkeypatch.setattr("sleeptime_bench.local_model_bench.resolve_model", lambda *a, **k: model)
     out = tmp_path / "out"
     assert (
         main(

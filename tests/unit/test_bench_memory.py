@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from sleeptime_agent.bench import memqa
-from sleeptime_agent.bench.memqa import (
+from sleeptime_agent.cli import main
+from sleeptime_agent.testing import ScriptedChatModel, tool_call
+from sleeptime_bench import memqa
+from sleeptime_bench.memqa import (
     DialogueSession,
     Utterance,
     round_robin,
     truncate_history,
 )
-from sleeptime_agent.cli import main
-from sleeptime_agent.testing import ScriptedChatModel, tool_call
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sleeptime_agent.bench.overhead import run_overhead
+from sleeptime_bench.overhead import run_overhead
 
 PNG_MAGIC = b"\x89PNG"
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sleeptime_agent.bench.cost import amortization_curves
-from sleeptime_agent.bench.plots import (
+from sleeptime_bench.cost import amortization_curves
+from sleeptime_bench.plots import (
     family_of,
     plot_amortization,
     plot_pareto,
     plot_scaling,
     plot_score_vs_cost,
 )
-from sleeptime_agent.bench.results import ConditionSummary, summarize
+from sleeptime_bench.results import ConditionSummary, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

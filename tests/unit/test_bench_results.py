@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sleeptime_agent.bench.results import ResultRecord, ResultsFile, summarize
+from sleeptime_bench.results import ResultRecord, ResultsFile, summarize
 
 
 def _rec(item: str, condition: str = "baseline-v0", **kw: object) -> dict[str, object]:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sleeptime_agent.bench._porter import stem
-from sleeptime_agent.bench.scoring import (
+from sleeptime_bench._porter import stem
+from sleeptime_bench.scoring import (
     extract_answer,
     judge_longmemeval,
     locomo_f1,

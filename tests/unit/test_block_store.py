@@ -13,7 +13,7 @@ from sleeptime_agent.errors import (
     SleeptimeError,
     VersionConflict,
 )
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 NS = ("user-1",)
 

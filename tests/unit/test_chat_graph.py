@@ -13,7 +13,7 @@ from langgraph.graph.message import add_messages
 from sleeptime_agent.graphs.chat import build_chat_graph
 from sleeptime_agent.memory import SleeptimeMemory
 from sleeptime_agent.scheduler import SleeptimeScheduler
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
 
 
@@ -56,9 +56,8 @@ def echo_memory(messages: list[BaseMessage]) -> AIMessage:
 def make_graph(store: ChromaBlockStore, scheduler: SleeptimeScheduler | None = None):  # type: ignore[no-untyped-def]
     primary = ScriptedChatModel(replies=[echo_memory], repeat_last=True)
     sleeper = ScriptedChatModel(replies=[rule_based_sleeptime], repeat_last=True)
-    return build_chat_graph(
-        primary, sleeper, store=store, scheduler=scheduler, checkpointer=InMemorySaver()
-    )
+    memory = SleeptimeMemory(store, sleeper, scheduler=scheduler or SleeptimeScheduler())
+    return build_chat_graph(primary, memory, checkpointer=InMemorySaver()), memory
 
 
 def say(graph, text: str, thread: str = "t1", user: str = "ada") -> str:  # type: ignore[no-untyped-def]
@@ -68,8 +67,8 @@ def say(graph, text: str, thread: str = "t1", user: str = "ada") -> str:  # type
 
 def test_six_turns_fact_change_then_new_thread_reads_memory() -> None:
     store = ChromaBlockStore.ephemeral()
-    graph = make_graph(store)
-    sched = graph.memory.scheduler
+    graph, memory = make_graph(store)
+    sched = memory.scheduler
     try:
         say(graph, "Hi, I'm Ada.")
         say(graph, "I live in Berlin.")
@@ -89,7 +88,7 @@ def test_six_turns_fact_change_then_new_thread_reads_memory() -> None:
         assert say(graph, "Where do I live?", thread="t9", user="bob") == "I don't know."
         runs = sched.records
         assert runs and all(r.status in ("ok", "no_input") for r in runs)
-        assert graph.memory.ledger.totals()["primary_turns"] == 8
+        assert memory.ledger.totals()["primary_turns"] == 8
     finally:
         sched.shutdown()
 
@@ -97,39 +96,39 @@ def test_six_turns_fact_change_then_new_thread_reads_memory() -> None:
 def test_fresh_fact_is_seen_before_consolidation() -> None:
     """Freshness: with the sleep-time agent far behind, the primary still sees the new fact."""
     store = ChromaBlockStore.ephemeral()
-    graph = make_graph(store, SleeptimeScheduler(every_n_turns=100))
+    graph, memory = make_graph(store, SleeptimeScheduler(every_n_turns=100))
     try:
         say(graph, "I live in Porto.", thread="a")
         assert say(graph, "Where do I live?", thread="b") == "You live in Porto."
     finally:
-        graph.memory.scheduler.shutdown()
+        memory.scheduler.shutdown()
 
 
 def test_prompt_is_bounded_once_consolidated() -> None:
     store = ChromaBlockStore.ephemeral()
-    graph = make_graph(store)
+    graph, memory = make_graph(store)
     try:
         sizes = []
         for i in range(12):
             say(graph, f"Message {i}: " + "blah " * 40)
-            graph.memory.scheduler.wait_idle_sync(30)
-            sizes.append(graph.memory.ledger.turns[-1].input_tokens)
+            memory.scheduler.wait_idle_sync(30)
+            sizes.append(memory.ledger.turns[-1].input_tokens)
         assert max(sizes[6:]) - min(sizes[6:]) < 30  # flat, not growing with the turn number
         assert sizes[-1] < 2 * sizes[1]
     finally:
-        graph.memory.scheduler.shutdown()
+        memory.scheduler.shutdown()
 
 
 async def test_async_invoke() -> None:
     store = ChromaBlockStore.ephemeral()
-    graph = make_graph(store)
+    graph, memory = make_graph(store)
     try:
         out = await graph.ainvoke({"messages": [HumanMessage("I live in Berlin.")]}, cfg("t1"))
         assert out["messages"][-1].content == "You live in Berlin."
-        await graph.memory.scheduler.wait_idle(30)
+        await memory.scheduler.wait_idle(30)
         assert "Lives in Berlin" in store.get_block(("ada",), "human").value  # type: ignore[union-attr]
     finally:
-        graph.memory.scheduler.shutdown()
+        memory.scheduler.shutdown()
 
 
 class State(TypedDict):
@@ -157,12 +156,12 @@ def test_drop_in_node_in_someone_elses_graph() -> None:
     app = g.compile(checkpointer=InMemorySaver())
     try:
         app.invoke({"messages": [HumanMessage("I live in Berlin.")]}, cfg("x"))
-        memory.scheduler.wait_idle_sync(30)  # type: ignore[union-attr]
+        memory.scheduler.wait_idle_sync(30)
         assert "Lives in Berlin" in store.get_block(("ada",), "human").value  # type: ignore[union-attr]
         out = app.invoke({"messages": [HumanMessage("Where?")]}, cfg("y"))
         assert out["messages"][-1].content == "You live in Berlin."
     finally:
-        memory.scheduler.shutdown()  # type: ignore[union-attr]
+        memory.scheduler.shutdown()
 
 
 def test_freshness_without_a_checkpointer() -> None:
@@ -170,13 +169,12 @@ def test_freshness_without_a_checkpointer() -> None:
     store = ChromaBlockStore.ephemeral()
     primary = ScriptedChatModel(replies=[echo_memory], repeat_last=True)
     sleeper = ScriptedChatModel(replies=[tool_call("memory_finish_edits")], repeat_last=True)
-    graph = build_chat_graph(
-        primary, sleeper, store=store, scheduler=SleeptimeScheduler(every_n_turns=100)
-    )
+    memory = SleeptimeMemory(store, sleeper, scheduler=SleeptimeScheduler(every_n_turns=100))
+    graph = build_chat_graph(primary, memory)
     try:
         say(graph, "I live in Porto.")
         assert say(graph, "Where do I live?") == "You live in Porto."
         prompt = primary.calls[-1]
         assert [m.type for m in prompt] == ["system", "human", "ai", "human"]
     finally:
-        graph.memory.scheduler.shutdown()
+        memory.scheduler.shutdown()

@@ -10,7 +10,7 @@ import pytest
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.cli import main
 from sleeptime_agent.cli.chat import run_chat
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
 
 

@@ -8,9 +8,9 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
 from sleeptime_agent.consolidation import Consolidator
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
+from sleeptime_agent.storage.transcript import Transcript
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
-from sleeptime_agent.transcript import Transcript
 
 NS = ("u1",)
 

@@ -36,7 +36,7 @@ from langgraph.store.base import (
 from langgraph.store.memory import InMemoryStore, _does_match
 
 from sleeptime_agent.errors import ConfigurationError, MemoryUnavailable
-from sleeptime_agent.langgraph_store import ChromaStore, offline_index
+from sleeptime_agent.storage.langgraph_store import ChromaStore, offline_index
 
 DIMS = 64
 

@@ -17,7 +17,7 @@ from letta_client import Letta
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import ConfigurationError, MemoryUnavailable
-from sleeptime_agent.letta_sync import (
+from sleeptime_agent.letta.bridge import (
     LettaBridge,
     SyncReport,
     _plan,
@@ -26,7 +26,7 @@ from sleeptime_agent.letta_sync import (
     format_report,
     make_letta_client,
 )
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 NS = ("t", "u")
 AGENT = "agent-00000000-0000-4000-8000-000000000001"
@@ -128,7 +128,7 @@ def block(value: str = "v", **kw: Any) -> MemoryBlock:
 
 
 def record_of(b: MemoryBlock, block_id: str = "block-1") -> _Record:
-    from sleeptime_agent.letta_sync import _hashes
+    from sleeptime_agent.letta.bridge import _hashes
 
     return _Record(block_id, {str(k): v for k, v in _hashes(b).items()}, version=1)
 

@@ -25,10 +25,11 @@ from langchain_core.outputs import ChatGeneration
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from sleeptime_agent import gguf, local_model, models
+from sleeptime_agent import models
+from sleeptime_agent.local import chat_model as local_model
+from sleeptime_agent.local import weights as gguf
 from sleeptime_agent.errors import ConfigurationError
-from sleeptime_agent.gguf import GGUFSpec, ensure_gguf, is_verified
-from sleeptime_agent.local_model import (
+from sleeptime_agent.local.chat_model import (
     LocalChatModel,
     LocalModelError,
     build_tool_schema,
@@ -36,6 +37,7 @@ from sleeptime_agent.local_model import (
     render_messages,
     render_tools_prompt,
 )
+from sleeptime_agent.local.weights import GGUFSpec, ensure_gguf, is_verified
 from sleeptime_agent.models import resolve_model
 
 # --- tools used throughout ------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import ConfigurationError
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.tools.memory import (
     MemoryEditor,
     ToolError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from sleeptime_agent.blocks import MemoryBlock
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 TRICKY = [
     "a",

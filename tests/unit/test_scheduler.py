@@ -1,4 +1,8 @@
-"""SleeptimeScheduler: every N turns, debounce, coalescing, single flight, wait_idle, shutdown."""
+"""SleeptimeScheduler: every N turns, debounce, coalescing, single flight, wait_idle, shutdown.
+
+Events order the tests, not sleeps: a runner tells when a run has started and holds it until
+the test releases it.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +19,30 @@ NS = ("u1",)
 
 
 class FakeRunner:
-    def __init__(self, seconds: float = 0.0) -> None:
-        self.seconds = seconds
+    """Records calls; ``hold=True`` keeps each run in flight until :meth:`release`."""
+
+    def __init__(self, hold: bool = False) -> None:
         self.calls: list[tuple[tuple[str, ...], float]] = []
         self.active: dict[tuple[str, ...], int] = {}
         self.max_active = 0
         self.lock = threading.Lock()
+        self.started = threading.Event()
+        self._release = threading.Event()
+        if not hold:
+            self._release.set()
+
+    def release(self) -> None:
+        self._release.set()
 
     async def __call__(self, ns: tuple[str, ...]) -> list[RunRecord]:
         with self.lock:
             self.calls.append((ns, time.monotonic()))
             self.active[ns] = self.active.get(ns, 0) + 1
             self.max_active = max(self.max_active, self.active[ns])
+        self.started.set()
         try:
-            await asyncio.sleep(self.seconds)
+            while not self._release.is_set():  # cancellable, unlike a blocking Event.wait
+                await asyncio.sleep(0.01)
         finally:
             with self.lock:
                 self.active[ns] -= 1
@@ -57,12 +71,13 @@ def test_runs_every_n_turns() -> None:
         assert len(runner.calls) == 3
 
 
-def test_notify_returns_immediately_and_run_is_in_background() -> None:
-    runner = FakeRunner(seconds=1.0)
+def test_notify_returns_while_the_run_is_still_in_flight() -> None:
+    runner = FakeRunner(hold=True)
     with make(runner) as s:
-        t0 = time.monotonic()
-        s.notify(NS)
-        assert time.monotonic() - t0 < 0.2
+        s.notify(NS)  # returns although the run cannot finish until released
+        assert runner.started.wait(5)
+        assert runner.active[NS] == 1
+        runner.release()
         s.wait_idle_sync(5)
         assert len(runner.calls) == 1
 
@@ -70,30 +85,30 @@ def test_notify_returns_immediately_and_run_is_in_background() -> None:
 def test_debounce_restarts_the_delay() -> None:
     runner = FakeRunner()
     with make(runner, delay_seconds=1.0) as s:
-        t0 = time.monotonic()
         for _ in range(4):
             s.notify(NS)
-            time.sleep(0.05)
+        last = time.monotonic()
         s.wait_idle_sync(5)
         assert len(runner.calls) == 1  # four quick turns, one run
-        # A lower bound only: the last turn came >= 0.15 s after t0, the run 1 s after it.
-        assert runner.calls[0][1] - t0 >= 0.15 + 1.0 - 0.01
+        # A lower bound only: the run starts no earlier than the delay after the last turn.
+        assert runner.calls[0][1] - last >= 1.0 - 0.01
 
 
 def test_single_flight_and_coalescing() -> None:
-    runner = FakeRunner(seconds=0.5)
+    runner = FakeRunner(hold=True)
     with make(runner) as s:
         s.notify(NS)
-        time.sleep(0.1)  # run in flight
+        assert runner.started.wait(5)  # run in flight
         for _ in range(5):
             s.notify(NS)  # all coalesce into one follow-up run
+        runner.release()
         s.wait_idle_sync(10)
         assert runner.max_active == 1
         assert len(runner.calls) == 2
 
 
 def test_namespaces_run_independently() -> None:
-    runner = FakeRunner(seconds=0.3)
+    runner = FakeRunner()
     with make(runner) as s:
         s.notify(("a",))
         s.notify(("b",))
@@ -111,11 +126,12 @@ def test_flush_runs_below_n() -> None:
 
 
 async def test_wait_idle_from_an_event_loop() -> None:
-    runner = FakeRunner(seconds=0.3)
+    runner = FakeRunner(hold=True)
     s = make(runner)
     try:
         s.notify(NS)
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(runner.started.wait, 5)
+        runner.release()
         await s.wait_idle(timeout=5)
         assert len(runner.calls) == 1 and runner.active[NS] == 0
     finally:
@@ -123,15 +139,13 @@ async def test_wait_idle_from_an_event_loop() -> None:
 
 
 def test_shutdown_without_wait_cancels_in_flight() -> None:
-    runner = FakeRunner(seconds=30)
+    runner = FakeRunner(hold=True)  # never released: only cancellation ends it
     events: list[str] = []
     s = SleeptimeScheduler(on_event=lambda kind, ns, rec: events.append(kind))
     s.attach(runner)
     s.notify(NS)
-    time.sleep(0.2)
-    t0 = time.monotonic()
+    assert runner.started.wait(5)
     s.shutdown(wait=False)
-    assert time.monotonic() - t0 < 5
     assert events == ["start", "cancelled"]
     s.notify(NS)  # ignored after shutdown, no error
     assert len(runner.calls) == 1
@@ -165,9 +179,9 @@ def test_bad_settings() -> None:
 async def test_foreground_gate_holds_sleeptime_model_calls() -> None:
     from sleeptime_agent.consolidation import Consolidator
     from sleeptime_agent.scheduler import ForegroundGate
-    from sleeptime_agent.store import ChromaBlockStore
+    from sleeptime_agent.storage.block_store import ChromaBlockStore
+    from sleeptime_agent.storage.transcript import Transcript
     from sleeptime_agent.testing import ScriptedChatModel, tool_call
-    from sleeptime_agent.transcript import Transcript
 
     store = ChromaBlockStore.ephemeral()
     Transcript(store).append(NS, "t", "user", "I live in Porto")
@@ -176,7 +190,9 @@ async def test_foreground_gate_holds_sleeptime_model_calls() -> None:
     cons = Consolidator(store, model, gate=gate)
     with gate:  # a user turn is running
         task = asyncio.create_task(cons.arun(NS))
-        await asyncio.sleep(0.5)
+        for _ in range(50):  # let the run get as far as it can: up to the gate
+            await asyncio.sleep(0.01)
         assert model.calls == []  # the sleep-time step waits for the turn
+        assert not task.done()
     record = await asyncio.wait_for(task, 10)
     assert record.status == "ok" and len(model.calls) == 1

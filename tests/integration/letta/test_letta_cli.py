@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sleeptime_agent.cli import main
-from sleeptime_agent.store import ChromaBlockStore
+from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
 
 pytestmark = pytest.mark.letta

@@ -12,9 +12,9 @@ from letta_client import Letta
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import ConfigurationError, MemoryUnavailable
-from sleeptime_agent.letta_sync import LettaBridge, SyncReport, format_report, make_letta_client
-from sleeptime_agent.store import ChromaBlockStore, Namespace
-from sleeptime_agent.transcript import TranscriptMessage
+from sleeptime_agent.letta.bridge import LettaBridge, SyncReport, format_report, make_letta_client
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.transcript import TranscriptMessage
 
 pytestmark = pytest.mark.letta
 AgentFactory = Callable[..., str]  # the `make_agent` fixture (conftest.py)

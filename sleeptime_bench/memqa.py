@@ -1,0 +1,1094 @@
+"""The harness shared by the conversational memory benchmarks (LoCoMo, LongMemEval).
+
+A *dialogue* is a dated history to remember (a LoCoMo conversation, or the haystack of one
+LongMemEval question) plus the questions asked about it. Three conditions answer every question
+with the same model, in the same run:
+
+- ``sleeptime``: the history is recorded session by session into :class:`SleeptimeMemory`'s
+  transcript and the sleep-time agent consolidates it at each session boundary
+  (``consolidate_now``), as a deployment would between conversations. The primary then answers
+  from :func:`build_primary_prompt`: the refined blocks, the top-k archival notes and anything
+  not consolidated yet.
+- ``full-context``: the whole history in the prompt, cut to the most recent turns that fit in
+  ``context_tokens`` when it does not (the report says how often, and to how many tokens).
+- ``rag``: every turn embedded in a Chroma collection; the top-k turns for the question, in
+  chronological order, are the context.
+
+Prompts put the stable part first (persona, blocks / history) and what changes per question last
+(notes, retrieved turns, the question), so that llama.cpp reuses its cached prefix across the
+questions of one dialogue. ``cache_probe`` re-asks a few questions with the question first to
+measure what that ordering saves.
+
+Conditions run one after the other per dialogue (all questions of one condition, then the next)
+so each keeps its own prefix warm. Every answer is one line of a resumable JSONL file; an
+ingestion is resumable too (its store and progress live under ``<out>/state/<dialogue>/`` until
+every question of the dialogue is answered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
+from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]  # no types-tqdm in the dev extra
+
+from sleeptime_agent.blocks import MemoryBlock
+from sleeptime_agent.errors import ConfigurationError
+from sleeptime_agent.graphs.chat import build_primary_prompt
+from sleeptime_agent.ledger import RunRecord
+from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.models import SLEEPTIME_MODEL_ENV, resolve_model
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_bench import prompts
+from sleeptime_bench.cost import DEFAULT_WEIGHT
+from sleeptime_bench.memtables import markdown_summary
+from sleeptime_bench.plots import plot_score_vs_cost
+from sleeptime_bench.report import percentiles, write_report
+from sleeptime_bench.results import ConditionSummary, ResultRecord, ResultsFile, summarize
+from sleeptime_bench.scoring import wilson_interval
+
+__all__ = [
+    "CONDITIONS",
+    "PROBE_CONDITION",
+    "Dialogue",
+    "DialogueSession",
+    "MemoryBenchConfig",
+    "Question",
+    "ScoreFn",
+    "Utterance",
+    "add_options",
+    "cap_tokens",
+    "condition_stats",
+    "config_from_args",
+    "load_models",
+    "memory_snapshot",
+    "render_history",
+    "round_robin",
+    "run_from_args",
+    "run_memory_bench",
+    "truncate_history",
+]
+
+#: The three conditions, in the order they run for each dialogue.
+CONDITIONS: tuple[str, ...] = ("sleeptime", "full-context", "rag")
+#: The prefix-cache probe: sleep-time memory with the question put before the blocks.
+PROBE_CONDITION = "sleeptime-question-first"
+_THREAD = "bench"
+
+
+# --------------------------------------------------------------------------- data shapes
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One turn of a history: who said it and what."""
+
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class DialogueSession:
+    """One dated session of a history."""
+
+    date: str
+    utterances: tuple[Utterance, ...]
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question about a dialogue."""
+
+    item_id: str
+    text: str
+    gold: str | None
+    category: str
+    today: str | None = None
+    """The date the question is asked, when the benchmark gives one."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Benchmark-specific fields copied into the result record (e.g. LoCoMo's category number)."""
+
+
+@dataclass
+class Dialogue:
+    """A history to remember, its questions, and how the memory of it is set up."""
+
+    key: str
+    """Unique id; also the memory namespace and the state directory name."""
+    sessions: list[DialogueSession]
+    questions: list[Question]
+    persona: str
+    """Who the answering assistant is (the persona block; also heads the other conditions)."""
+    instructions: str
+    """How to answer (shared by the three conditions; sent with the question)."""
+    blocks: list[MemoryBlock]
+    """The blocks the sleep-time agent starts from."""
+    sleeptime_system: str
+    """System prompt of the sleep-time agent."""
+
+
+#: Scores one prediction: ``(score, correct)``; a graded benchmark sets ``score`` only.
+ScoreFn = Callable[[Question, str], tuple[float | None, bool | None]]
+
+
+@dataclass(kw_only=True)
+class MemoryBenchConfig:
+    """Settings of one memory-benchmark run (one ``sleeptime bench`` invocation)."""
+
+    benchmark: str
+    """``"locomo"`` or ``"longmemeval"``: names the output files."""
+    out: Path
+    model: str = "local"
+    """The model spec, for the report (the same model answers and consolidates)."""
+    conditions: tuple[str, ...] = CONDITIONS
+    answer_tokens: int = 64
+    """Completion-token cap of an answer."""
+    context_tokens: int = 6000
+    """Full-context budget: the history is cut to its most recent turns that fit."""
+    chars_per_token: float = 3.5
+    """Conservative characters-per-token estimate used to cut the history (measured tokens are
+    reported)."""
+    rag_k: int = 10
+    """Turns retrieved by the RAG condition."""
+    rag_chars: int = 600
+    """Each retrieved turn is clipped to this many characters."""
+    notes_k: int = 5
+    """Archival notes retrieved for the sleep-time condition."""
+    sleeptime_steps: int = 6
+    """Model calls per sleep-time run."""
+    sleeptime_call_tokens: int = 512
+    """Completion-token cap of one sleep-time model call."""
+    transcript_chars: int = 8000
+    """Transcript characters one sleep-time run reads (a longer backlog takes several runs)."""
+    memory_assistant_chars: int | None = None
+    """Clip assistant turns to this many characters in the sleep-time transcript only."""
+    cache_probe: int = 0
+    """Questions of the first dialogue also answered question-first (prefix-cache probe)."""
+    keep_state: bool = False
+    """Keep each dialogue's memory store after its questions are all answered."""
+    weight: float = DEFAULT_WEIGHT
+    """Price of a test-time token in sleep-time tokens."""
+    selection: str = ""
+    """How the dialogues and questions were chosen, for the report."""
+    notes: list[str] = field(default_factory=list)
+    """Benchmark-specific caveats, for the report."""
+
+    @property
+    def results_path(self) -> Path:
+        """The JSONL of answers."""
+        return self.out / f"{self.benchmark}.jsonl"
+
+    @property
+    def ingest_path(self) -> Path:
+        """The JSONL of finished sleep-time ingestions (one line per dialogue)."""
+        return self.out / f"{self.benchmark}_ingest.jsonl"
+
+    @property
+    def plot_path(self) -> Path:
+        """The score-vs-cost PNG."""
+        return self.out / f"{self.benchmark}_score_vs_cost.png"
+
+    @property
+    def tables_path(self) -> Path:
+        """The Markdown tables made from the JSON report."""
+        return self.out / f"{self.benchmark}.md"
+
+    @property
+    def memory_path(self) -> Path:
+        """The JSONL of each dialogue's memory after ingestion: what the sleeptime answers read."""
+        return self.out / f"{self.benchmark}_memory.jsonl"
+
+    def state_dir(self, key: str) -> Path:
+        """Where a dialogue's memory store and ingestion progress live while it runs."""
+        return self.out / "state" / _safe(key)
+
+
+def _safe(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def round_robin(items: Sequence[Any], key: Callable[[Any], str], limit: int | None) -> list[Any]:
+    """The first ``limit`` items taken in turn from each group, groups and items in file order.
+
+    A stratified, deterministic selection: with ``limit`` smaller than the total every group
+    is represented (LoCoMo and LongMemEval list their questions grouped by category).
+
+    Args:
+        items: The items, in file order.
+        key: The group of an item.
+        limit: How many to keep (``None``: all, in file order).
+
+    Returns:
+        The selected items, in file order.
+    """
+    if limit is None or limit >= len(items):
+        return list(items)
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(key(item), []).append(i)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < limit:
+        for indexes in groups.values():
+            if depth < len(indexes) and len(chosen) < limit:
+                chosen.append(indexes[depth])
+        depth += 1
+    return [items[i] for i in sorted(chosen)]
+
+
+def render_history(sessions: Sequence[DialogueSession]) -> list[str]:
+    """The history as prompt lines: a dated header per session, then ``speaker: text``."""
+    lines: list[str] = []
+    for n, session in enumerate(sessions, start=1):
+        lines.append(prompts.BENCH_SESSION_HEADER.format(n=n, date=session.date))
+        lines.extend(f"{u.speaker}: {u.text}" for u in session.utterances)
+    return lines
+
+
+def truncate_history(sessions: Sequence[DialogueSession], max_chars: int) -> tuple[str, int, int]:
+    """The most recent turns that fit in ``max_chars``, each kept session under its header.
+
+    Args:
+        sessions: The history, oldest first.
+        max_chars: Character budget of the rendered text.
+
+    Returns:
+        ``(text, turns kept, turns in total)``.
+    """
+    total = sum(len(s.utterances) for s in sessions)
+    kept: list[tuple[int, list[str]]] = []
+    size = 0
+    full = True
+    for n in range(len(sessions), 0, -1):
+        session = sessions[n - 1]
+        header = prompts.BENCH_SESSION_HEADER.format(n=n, date=session.date)
+        lines: list[str] = []
+        for u in reversed(session.utterances):
+            line = f"{u.speaker}: {u.text}"
+            extra = len(line) + 1 + (0 if lines else len(header) + 1)
+            if size + extra > max_chars:
+                full = False
+                break
+            lines.append(line)
+            size += extra
+        if lines:
+            kept.append((n, [header, *reversed(lines)]))
+        if not full:
+            break
+    kept.reverse()
+    text = "\n".join(line for _, lines in kept for line in lines)
+    return text, sum(len(lines) - 1 for _, lines in kept), total
+
+
+def cap_tokens(model: BaseChatModel, max_tokens: int) -> BaseChatModel:
+    """A copy of ``model`` whose calls generate at most ``max_tokens`` (when it has the field)."""
+    if "max_tokens" in type(model).model_fields:
+        return model.model_copy(update={"max_tokens": max_tokens})
+    return model
+
+
+def load_models(spec: str, sleeptime_spec: str | None) -> tuple[BaseChatModel, BaseChatModel]:
+    """Resolve the answering model and the sleep-time model (default: the same spec)."""
+    model = resolve_model(spec)
+    sleeptime = resolve_model(sleeptime_spec or spec, env_var=SLEEPTIME_MODEL_ENV)
+    return model, sleeptime
+
+
+@dataclass
+class _Reply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int | None
+    prompt_ms: float | None
+    seconds: float
+
+
+async def _ask(model: Runnable[Any, Any], messages: list[BaseMessage]) -> _Reply:
+    start = time.perf_counter()
+    reply = await model.ainvoke(messages)
+    seconds = time.perf_counter() - start
+    if not isinstance(reply, AIMessage):
+        reply = AIMessage(content=str(getattr(reply, "content", reply)))
+    usage: dict[str, Any] = dict(reply.usage_metadata or {})
+    details: dict[str, Any] = dict(usage.get("input_token_details") or {})
+    timings = reply.response_metadata.get("timings") or {}
+    cached = details.get("cache_read", timings.get("cache_n"))
+    prompt_ms = timings.get("prompt_ms")
+    return _Reply(
+        text=reply.text.strip(),
+        prompt_tokens=int(usage.get("input_tokens", 0)),
+        completion_tokens=int(usage.get("output_tokens", 0)),
+        cached_tokens=int(cached) if cached is not None else None,
+        prompt_ms=float(prompt_ms) if prompt_ms is not None else None,
+        seconds=seconds,
+    )
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+class _IngestLog:
+    """One JSON line per finished ingestion; a partial last line (a crash) is ignored."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if not self.path.exists():
+            return out
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            out[str(rec["key"])] = rec
+        return out
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.path.read_bytes() if self.path.exists() else b""
+        if data and not data.endswith(b"\n"):  # cut a partial line left by a crash
+            with self.path.open("r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _transcript_messages(
+    dialogue: Dialogue, clip_assistant: int | None
+) -> list[tuple[int, str, str]]:
+    """``(session index, role, text)`` of every message the sleep-time transcript receives."""
+    out: list[tuple[int, str, str]] = []
+    for i, session in enumerate(dialogue.sessions):
+        header = prompts.BENCH_SESSION_HEADER.format(n=i + 1, date=session.date)
+        out.append((i, "session", header))
+        for u in session.utterances:
+            text = u.text
+            if (
+                clip_assistant is not None
+                and u.speaker == "assistant"
+                and len(text) > clip_assistant
+            ):
+                text = text[:clip_assistant].rstrip() + " [...]"
+            out.append((i, u.speaker, text))
+    return out
+
+
+def _add_runs(progress: dict[str, Any], runs: Iterable[RunRecord], samples: int = 10) -> None:
+    statuses: Counter[str] = Counter(progress.get("statuses", {}))
+    kinds: Counter[str] = Counter(progress.get("failure_kinds", {}))
+    examples: list[str] = list(progress.get("failure_examples", []))
+    for run in runs:
+        progress["input_tokens"] += run.input_tokens
+        progress["output_tokens"] += run.output_tokens
+        progress["runs"] += 1
+        progress["steps"] += run.steps
+        progress["edits"] += len(run.edits)
+        progress["failures"] += len(run.failures)
+        statuses[run.status] += 1
+        for failure in run.failures:
+            # Why calls failed (grounding, duplicate, malformed ...) says what to fix next.
+            kinds[f"{failure.get('kind')}:{failure.get('tool')}"] += 1
+            if len(examples) < samples:
+                examples.append(str(failure.get("error", ""))[:300])
+    progress["statuses"] = dict(statuses)
+    progress["failure_kinds"] = dict(kinds)
+    progress["failure_examples"] = examples
+
+
+async def _ingest(
+    cfg: MemoryBenchConfig,
+    dialogue: Dialogue,
+    sleeptime_model: BaseChatModel,
+    bar: Any,
+) -> tuple[SleeptimeMemory, Namespace, dict[str, Any]]:
+    """Record the history session by session and consolidate at each boundary (resumable)."""
+    state = cfg.state_dir(dialogue.key)
+    state.mkdir(parents=True, exist_ok=True)
+    store = ChromaBlockStore.persistent(state / "store")
+    memory = SleeptimeMemory(
+        store,
+        sleeptime_model,
+        notes_k=cfg.notes_k,
+        consolidator_options={
+            "blocks": [b.model_copy() for b in dialogue.blocks],
+            "system_prompt": dialogue.sleeptime_system,
+            "max_steps": cfg.sleeptime_steps,
+            "max_transcript_chars": cfg.transcript_chars,
+            # The whole dialogue is what is remembered, both sides of it.
+            "ground_in_assistant": True,
+        },
+    )
+    namespace: Namespace = (cfg.benchmark, dialogue.key)
+    progress_path = state / "progress.json"
+    progress: dict[str, Any] = {
+        "key": dialogue.key,
+        "sessions": len(dialogue.sessions),
+        "sessions_done": 0,
+        "messages": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "runs": 0,
+        "steps": 0,
+        "edits": 0,
+        "failures": 0,
+        "statuses": {},
+        "wall_time_s": 0.0,
+    }
+    if progress_path.exists():
+        progress.update(json.loads(progress_path.read_text(encoding="utf-8")))
+    messages = _transcript_messages(dialogue, cfg.memory_assistant_chars)
+    recorded = len(memory.transcript.since(namespace, 0))
+    bar.update(progress["sessions_done"])
+    for i in range(progress["sessions_done"], len(dialogue.sessions)):
+        start = time.perf_counter()
+        for index, (session, role, text) in enumerate(messages):
+            if session == i and index >= recorded:
+                memory.record(namespace, f"session-{i + 1}", role, text)
+                recorded += 1
+        runs = await memory.consolidate_now(namespace)
+        _add_runs(progress, runs)
+        progress["sessions_done"] = i + 1
+        progress["messages"] = recorded
+        progress["wall_time_s"] += time.perf_counter() - start
+        progress_path.write_text(json.dumps(progress), encoding="utf-8")
+        bar.update(1)
+    return memory, namespace, progress
+
+
+def memory_snapshot(
+    store: ChromaBlockStore, namespace: Namespace, key: str, max_notes: int = 500
+) -> dict[str, Any]:
+    """A dialogue's blocks and archival notes as plain JSON, so a reader can see what was kept."""
+    notes = store.list_notes(namespace)
+    return {
+        "key": key,
+        "blocks": {b.label: b.value for b in store.list_blocks(namespace)},
+        "notes_total": len(notes),
+        "notes": [n.text for n in notes[:max_notes]],
+    }
+
+
+# --------------------------------------------------------------------------- answering
+
+
+@dataclass
+class _DialogueContext:
+    """What the three conditions read for one dialogue."""
+
+    memory: SleeptimeMemory | None
+    namespace: Namespace | None
+    history: str
+    kept_turns: int
+    total_turns: int
+    rag: ChromaBlockStore | None
+    rag_namespace: Namespace
+    sleeptime_per_question: float
+
+
+def _user_text(dialogue: Dialogue, question: Question) -> str:
+    today = prompts.BENCH_TODAY.format(date=question.today) if question.today else ""
+    return prompts.BENCH_ANSWER_USER.format(
+        instructions=dialogue.instructions, today=today, question=question.text
+    )
+
+
+def _build_rag(dialogue: Dialogue, store: ChromaBlockStore, namespace: Namespace) -> None:
+    texts: list[str] = []
+    metas: list[dict[str, Any]] = []
+    for session in dialogue.sessions:
+        for u in session.utterances:
+            texts.append(f"[{session.date}] {u.speaker}: {u.text}")
+            metas.append({"i": len(texts)})
+    if texts:
+        store.add_notes(namespace, texts, metas)
+
+
+def _prompt(
+    condition: str,
+    cfg: MemoryBenchConfig,
+    dialogue: Dialogue,
+    ctx: _DialogueContext,
+    question: Question,
+) -> tuple[list[BaseMessage], dict[str, Any]]:
+    """The messages of one question under one condition, and what was read for them."""
+    user = _user_text(dialogue, question)
+    if condition in ("sleeptime", PROBE_CONDITION):
+        assert ctx.memory is not None and ctx.namespace is not None
+        view = ctx.memory.read(ctx.namespace, query=question.text)
+        messages = build_primary_prompt(view, [HumanMessage(user)], _THREAD)
+        info = {"notes": len(view.notes), "pending": len(view.pending)}
+        if condition == PROBE_CONDITION:
+            system = prompts.BENCH_QUESTION_FIRST_SYSTEM.format(
+                question=user, memory=messages[0].text
+            )
+            messages = [SystemMessage(system), HumanMessage(prompts.BENCH_QUESTION_FIRST_USER)]
+        return messages, info
+    if condition == "full-context":
+        system = prompts.BENCH_FULL_CONTEXT_SYSTEM.format(
+            persona=dialogue.persona, history=ctx.history
+        )
+        info = {"kept_turns": ctx.kept_turns, "total_turns": ctx.total_turns}
+        return [SystemMessage(system), HumanMessage(user)], info
+    if condition == "rag":
+        assert ctx.rag is not None
+        hits = ctx.rag.search_notes(ctx.rag_namespace, question.text, cfg.rag_k)
+        hits.sort(key=lambda n: int(n.metadata.get("i", 0)))
+        turns = "\n".join(_clip(n.text, cfg.rag_chars) for n in hits)
+        system = prompts.BENCH_RAG_SYSTEM.format(persona=dialogue.persona, turns=turns)
+        return [SystemMessage(system), HumanMessage(user)], {"retrieved": len(hits)}
+    raise ValueError(f"unknown condition {condition!r}")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + " [...]"
+
+
+async def _answer(
+    condition: str,
+    cfg: MemoryBenchConfig,
+    dialogue: Dialogue,
+    ctx: _DialogueContext,
+    question: Question,
+    model: Runnable[Any, Any],
+    score: ScoreFn,
+) -> ResultRecord:
+    base: dict[str, Any] = {
+        "item_id": question.item_id,
+        "condition": condition,
+        "benchmark": cfg.benchmark,
+        "family": condition,
+        "gold": question.gold,
+        "category": question.category,
+        "dialogue": dialogue.key,
+        **question.meta,
+    }
+    if condition in ("sleeptime", PROBE_CONDITION):
+        base["sleeptime_tokens"] = round(ctx.sleeptime_per_question)
+    start = time.perf_counter()
+    try:
+        messages, info = _prompt(condition, cfg, dialogue, ctx, question)
+        read_s = time.perf_counter() - start
+        reply = await _ask(model, messages)
+    except Exception as exc:  # recorded and retried on the next run, never fatal
+        return ResultRecord.model_validate(
+            {**base, "error": f"{type(exc).__name__}: {exc}"[:500], "wall_time_s": 0.0}
+        )
+    value, correct = score(question, reply.text)
+    return ResultRecord.model_validate(
+        {
+            **base,
+            **info,
+            "prediction": reply.text,
+            "score": value,
+            "correct": correct,
+            "testtime_prompt_tokens": reply.prompt_tokens,
+            "testtime_completion_tokens": reply.completion_tokens,
+            "cached_prompt_tokens": reply.cached_tokens,
+            "prompt_ms": reply.prompt_ms,
+            "model_s": round(reply.seconds, 3),
+            "read_s": round(read_s, 4),
+            "wall_time_s": round(time.perf_counter() - start, 3),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+async def run_memory_bench(
+    cfg: MemoryBenchConfig,
+    dialogues: Sequence[Dialogue],
+    model: BaseChatModel,
+    sleeptime_model: BaseChatModel,
+    score: ScoreFn,
+    *,
+    categories: Sequence[str] = (),
+    excluded_categories: Sequence[str] = (),
+    score_kind: str = "score",
+) -> Path:
+    """Run (or resume) the three conditions over ``dialogues`` and write the report and plot.
+
+    Args:
+        cfg: The run's settings.
+        dialogues: The histories and their questions.
+        model: The answering (test-time) model.
+        sleeptime_model: The sleep-time model.
+        score: Scores one prediction.
+        categories: Category order in the report (others follow, sorted).
+        excluded_categories: Categories also left out of an ``overall_excluding`` aggregate
+            (LoCoMo's adversarial category, as mem0 reports it).
+        score_kind: ``"f1"`` (graded) or ``"accuracy"``.
+
+    Returns:
+        The JSON report's path.
+    """
+    started = time.perf_counter()
+    results = ResultsFile(cfg.results_path)
+    done = results.done_keys()
+    ingest_log = _IngestLog(cfg.ingest_path)
+    ingested = ingest_log.read()
+    memory_log = _IngestLog(cfg.memory_path)
+    snapshots = set(memory_log.read())
+    answer_model = model.bind(max_tokens=cfg.answer_tokens)
+    capped_sleeptime = cap_tokens(sleeptime_model, cfg.sleeptime_call_tokens)
+    probe_keys = (
+        {q.item_id for q in dialogues[0].questions[: cfg.cache_probe]} if dialogues else set()
+    )
+
+    def todo(d: Dialogue) -> list[tuple[str, Question]]:
+        conditions = list(cfg.conditions)
+        if d is dialogues[0] and "sleeptime" in conditions:  # the probe right after sleeptime
+            conditions.insert(conditions.index("sleeptime") + 1, PROBE_CONDITION)
+        return [
+            (c, q)
+            for c in conditions
+            for q in d.questions
+            if (q.item_id, c) not in done and (c != PROBE_CONDITION or q.item_id in probe_keys)
+        ]
+
+    def report() -> Path:
+        return _write(
+            cfg,
+            dialogues,
+            results,
+            ingest_log.read(),
+            categories=categories,
+            excluded=excluded_categories,
+            score_kind=score_kind,
+            invocation_s=time.perf_counter() - started,
+        )
+
+    plans = [(d, todo(d)) for d in dialogues]
+    needs_memory = [
+        d
+        for d, pairs in plans
+        if any(c in ("sleeptime", PROBE_CONDITION) for c, _ in pairs) or d.key not in ingested
+    ]
+    needs_memory = [d for d in needs_memory if "sleeptime" in cfg.conditions]
+    n_answers = sum(len(p) for _, p in plans)
+    n_sessions = sum(len(d.sessions) for d in needs_memory)
+    rag_store: ChromaBlockStore | None = None
+    with (
+        tqdm(total=n_sessions, desc=f"{cfg.benchmark} sleep-time", unit="session") as ibar,
+        tqdm(total=n_answers, desc=f"{cfg.benchmark} answers", unit="q") as abar,
+    ):
+        for dialogue, pairs in plans:
+            memory: SleeptimeMemory | None = None
+            namespace: Namespace | None = None
+            if dialogue in needs_memory:
+                memory, namespace, progress = await _ingest(cfg, dialogue, capped_sleeptime, ibar)
+                if dialogue.key not in snapshots:
+                    memory_log.append(memory_snapshot(memory.store, namespace, dialogue.key))
+                    snapshots.add(dialogue.key)
+                if dialogue.key not in ingested:
+                    ingest_log.append(progress)
+                    ingested[dialogue.key] = progress
+            if not pairs:
+                _drop_state(cfg, dialogue)
+                continue
+            ingest = ingested.get(dialogue.key, {})
+            spent = int(ingest.get("input_tokens", 0)) + int(ingest.get("output_tokens", 0))
+            history, kept, total = truncate_history(
+                dialogue.sessions, int(cfg.context_tokens * cfg.chars_per_token)
+            )
+            rag_ns: Namespace = ("rag", cfg.benchmark, dialogue.key)
+            if any(c == "rag" for c, _ in pairs):
+                if rag_store is None:
+                    rag_store = ChromaBlockStore.ephemeral()
+                _build_rag(dialogue, rag_store, rag_ns)
+            ctx = _DialogueContext(
+                memory=memory,
+                namespace=namespace,
+                history=history,
+                kept_turns=kept,
+                total_turns=total,
+                rag=rag_store,
+                rag_namespace=rag_ns,
+                sleeptime_per_question=spent / max(1, len(dialogue.questions)),
+            )
+            ok = True
+            for condition, question in pairs:
+                record = await _answer(condition, cfg, dialogue, ctx, question, answer_model, score)
+                results.append(record)
+                ok = ok and record.error is None
+                abar.update(1)
+                if abar.n % 10 == 0:
+                    report()
+            if ok:
+                _drop_state(cfg, dialogue)
+            report()  # partial results are on disk while a long run goes on
+    return report()
+
+
+def _drop_state(cfg: MemoryBenchConfig, dialogue: Dialogue) -> None:
+    if not cfg.keep_state:
+        shutil.rmtree(cfg.state_dir(dialogue.key), ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def condition_stats(
+    records: Sequence[ResultRecord], weight: float = DEFAULT_WEIGHT
+) -> dict[str, Any]:
+    """Aggregate of a group of records: score/accuracy, tokens, latency and amortized cost.
+
+    Args:
+        records: The latest record of each question of the group.
+        weight: Price of a test-time token in sleep-time tokens.
+
+    Returns:
+        ``n``, ``n_errors``, ``mean_score`` (F1) or ``accuracy`` with its Wilson interval,
+        mean prompt / completion / cached tokens, latency p50/p95, sleep-time tokens per
+        question and the amortized cost per question: ``sleep-time + weight * (prompt +
+        completion)``; ``amortized_cost_completion_only`` prices only completion tokens (the
+        paper's definition of test-time tokens).
+    """
+    ok = [r for r in records if r.error is None]
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    scores = [r.score for r in ok if r.score is not None]
+    judged = [r for r in ok if r.correct is not None]
+    right = sum(1 for r in judged if r.correct)
+    cached = [float(c) for r in ok if (c := (r.model_extra or {}).get("cached_prompt_tokens"))]
+    prompt = mean([float(r.testtime_prompt_tokens) for r in ok]) or 0.0
+    completion = mean([float(r.testtime_completion_tokens) for r in ok]) or 0.0
+    sleep = mean([float(r.sleeptime_tokens) for r in ok]) or 0.0
+    out: dict[str, Any] = {"n": len(records), "n_errors": len(records) - len(ok)}
+    if scores:
+        out["mean_score"] = mean(scores)
+    if judged:
+        low, high = wilson_interval(right, len(judged))
+        out.update(accuracy=right / len(judged), ci95=[low, high])
+    latency = percentiles([r.wall_time_s for r in ok])
+    out.update(
+        mean_prompt_tokens=prompt,
+        mean_completion_tokens=completion,
+        mean_cached_prompt_tokens=(sum(cached) / len(ok)) if ok and cached else 0.0,
+        latency_p50_s=latency["p50"],
+        latency_p95_s=latency["p95"],
+        latency_mean_s=latency["mean"],
+        sleeptime_tokens_per_question=sleep,
+        amortized_cost_per_question=sleep + weight * (prompt + completion),
+        amortized_cost_completion_only=sleep + weight * completion,
+    )
+    return out
+
+
+def _ordered(values: Iterable[str], first: Sequence[str]) -> list[str]:
+    present = set(values)
+    return [c for c in first if c in present] + sorted(present - set(first))
+
+
+def _cache_effect(latest: dict[tuple[str, str], ResultRecord], n: int) -> dict[str, Any]:
+    """Blocks-first (``sleeptime``) vs question-first on the probe questions."""
+    probe = [r for (_, c), r in latest.items() if c == PROBE_CONDITION and r.error is None]
+    ids = [r.item_id for r in probe]
+    ordered = [latest[(i, "sleeptime")] for i in ids if (i, "sleeptime") in latest]
+    if not probe or not ordered:
+        return {"questions": 0}
+
+    def side(rs: list[ResultRecord]) -> dict[str, Any]:
+        warm = rs[1:] or rs  # the first question of each side starts cold
+        extra = [r.model_extra or {} for r in warm]
+        ms = [float(e["prompt_ms"]) for e in extra if e.get("prompt_ms") is not None]
+        return {
+            "mean_prompt_tokens": sum(r.testtime_prompt_tokens for r in warm) / len(warm),
+            "mean_cached_prompt_tokens": sum(
+                float(e.get("cached_prompt_tokens") or 0) for e in extra
+            )
+            / len(warm),
+            "mean_prompt_ms": sum(ms) / len(ms) if ms else None,
+            "mean_latency_s": sum(r.wall_time_s for r in warm) / len(warm),
+            "mean_score": _mean_or_none([r.score for r in warm]),
+            "accuracy": _mean_or_none([float(r.correct) for r in warm if r.correct is not None]),
+        }
+
+    blocks_first, question_first = side(ordered), side(probe)
+    speedup = (
+        question_first["mean_latency_s"] / blocks_first["mean_latency_s"]
+        if blocks_first["mean_latency_s"]
+        else None
+    )
+    return {
+        "questions": len(probe),
+        "method": (
+            f"the first {n} questions of the first dialogue, answered from the same memory twice "
+            "in a row each way: blocks first and the question last (the sleeptime condition), "
+            "then the question first and the blocks after it; means over questions 2..n (the "
+            "first of each side starts cold). Cached tokens are llama.cpp's reused prefix "
+            "(usage.prompt_tokens_details.cached_tokens / timings.cache_n)."
+        ),
+        "blocks_first": blocks_first,
+        "question_first": question_first,
+        "latency_ratio_question_first_over_blocks_first": speedup,
+    }
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def _write(
+    cfg: MemoryBenchConfig,
+    dialogues: Sequence[Dialogue],
+    results: ResultsFile,
+    ingested: dict[str, dict[str, Any]],
+    *,
+    categories: Sequence[str],
+    excluded: Sequence[str],
+    score_kind: str,
+    invocation_s: float,
+) -> Path:
+    wanted = {(q.item_id, c) for d in dialogues for q in d.questions for c in cfg.conditions}
+    probe_ids = (
+        {q.item_id for q in dialogues[0].questions[: cfg.cache_probe]} if dialogues else set()
+    )
+    latest = {
+        k: r
+        for k, r in results.latest().items()
+        if k in wanted or (k[1] == PROBE_CONDITION and k[0] in probe_ids)
+    }
+    main = [r for (_, c), r in latest.items() if c in cfg.conditions]
+    keys = [d.key for d in dialogues]
+    ingest = [ingested[k] for k in keys if k in ingested]
+    per_dialogue = [int(i.get("input_tokens", 0)) + int(i.get("output_tokens", 0)) for i in ingest]
+    history_chars = {
+        d.key: sum(len(line) + 1 for line in render_history(d.sessions)) for d in dialogues
+    }
+    budget_chars = int(cfg.context_tokens * cfg.chars_per_token)
+    truncated = [k for k, n in history_chars.items() if n > budget_chars]
+    fc = [r for r in main if r.condition == "full-context" and r.error is None]
+    fc_tokens = percentiles([float(r.testtime_prompt_tokens) for r in fc])
+    labels = {
+        "sleeptime": "sleep-time memory (blocks + top-k notes)",
+        "full-context": (
+            f"full-context (truncated to {cfg.context_tokens} tokens)"
+            if truncated
+            else "full-context"
+        ),
+        "rag": f"raw-turn RAG (top-{cfg.rag_k} turns)",
+    }
+    cats = _ordered((str((r.model_extra or {}).get("category")) for r in main), categories)
+    table: dict[str, Any] = {}
+    for condition in cfg.conditions:
+        rs = [r for r in main if r.condition == condition]
+        entry: dict[str, Any] = {
+            "label": labels.get(condition, condition),
+            "overall": condition_stats(rs, cfg.weight),
+            "by_category": {
+                c: condition_stats(
+                    [r for r in rs if str((r.model_extra or {}).get("category")) == c],
+                    cfg.weight,
+                )
+                for c in cats
+            },
+        }
+        if excluded:
+            kept = [r for r in rs if str((r.model_extra or {}).get("category")) not in excluded]
+            entry["overall_excluding"] = {
+                "excluded": list(excluded),
+                **condition_stats(kept, cfg.weight),
+            }
+        table[condition] = entry
+    # Abstentions score high on LoCoMo's adversarial category, so an empty memory would look
+    # good there: the plot shows the score without the excluded categories.
+    plotted = [r for r in main if str((r.model_extra or {}).get("category")) not in excluded]
+    plot = _plot(cfg, summarize(plotted), labels, excluded)
+    n_done = len([r for r in main if r.error is None])
+    data: dict[str, Any] = {
+        "model": cfg.model,
+        "score_kind": score_kind,
+        "selection": cfg.selection,
+        "dialogues": keys,
+        "questions_per_dialogue": {d.key: len(d.questions) for d in dialogues},
+        "answers_done": n_done,
+        "answers_expected": len(wanted),
+        "complete": n_done == len(wanted),
+        "settings": {
+            k: v
+            for k, v in asdict(cfg).items()
+            if k not in ("out", "selection", "notes", "benchmark", "model")
+        },
+        "conditions": table,
+        "sleeptime_ingestion": {
+            "per_dialogue": ingest,
+            "mean_tokens_per_dialogue": (sum(per_dialogue) / len(per_dialogue))
+            if per_dialogue
+            else 0.0,
+            "total_wall_time_s": sum(float(i.get("wall_time_s", 0.0)) for i in ingest),
+            "attribution": (
+                "each sleeptime answer carries its dialogue's sleep-time tokens (input + output "
+                "of every consolidation call) divided by the dialogue's evaluated questions"
+            ),
+        },
+        "full_context": {
+            "budget_tokens": cfg.context_tokens,
+            "chars_per_token_estimate": cfg.chars_per_token,
+            "dialogues_truncated": len(truncated),
+            "dialogues": len(dialogues),
+            "history_chars": history_chars,
+            "measured_prompt_tokens": fc_tokens,
+        },
+        "prefix_cache": _cache_effect(latest, cfg.cache_probe),
+        "cost_model": (
+            f"amortized cost per question = sleep-time tokens per question + {cfg.weight:g} x "
+            "(test-time prompt + completion tokens); amortized_cost_completion_only prices only "
+            "completion tokens, as the paper does"
+        ),
+        "latency": "wall time per question: memory/retrieval read + the model call",
+        "durations": {
+            "this_invocation_s": round(invocation_s, 1),
+            "sum_answer_time_s": round(sum(r.wall_time_s for r in latest.values()), 1),
+            "sum_ingestion_time_s": round(sum(float(i.get("wall_time_s", 0)) for i in ingest), 1),
+        },
+        "files": {
+            "results": cfg.results_path.name,
+            "ingestion": cfg.ingest_path.name,
+            "memory": cfg.memory_path.name,
+            "plot": plot.name,
+            "tables": cfg.tables_path.name,
+        },
+        "notes": cfg.notes,
+    }
+    path = write_report(cfg.out, cfg.benchmark, data)
+    tables = markdown_summary(json.loads(path.read_text(encoding="utf-8")))
+    cfg.tables_path.write_text(tables, encoding="utf-8")
+    return path
+
+
+def _plot(
+    cfg: MemoryBenchConfig,
+    summary: dict[str, ConditionSummary],
+    labels: dict[str, str],
+    excluded: Sequence[str],
+) -> Path:
+    def amortized(entry: ConditionSummary) -> float:
+        return entry.mean_sleeptime_tokens + cfg.weight * (
+            entry.mean_testtime_prompt_tokens + entry.mean_testtime_completion_tokens
+        )
+
+    named = {
+        labels.get(k, k): v.model_copy(update={"condition": labels.get(k, k)})
+        for k, v in summary.items()
+    }
+    return plot_score_vs_cost(
+        named,
+        cfg.plot_path,
+        cost=amortized,
+        title=f"{cfg.benchmark}: score vs amortized cost per question ({cfg.model})"
+        + (f"\nscore without {', '.join(excluded)}" if excluded else ""),
+        xlabel=f"sleep-time tokens/question + {cfg.weight:g} x test-time tokens",
+    )
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_options(
+    p: argparse.ArgumentParser,
+    *,
+    rag_k: int,
+    out: str,
+    run: Callable[[argparse.Namespace], Path],
+) -> None:
+    """Add the options shared by ``bench locomo`` and ``bench longmemeval``; ``run`` runs it."""
+
+    def command(args: argparse.Namespace) -> int:
+        print(f"report: {run(args)}")  # noqa: T201 - the CLI's own output
+        return 0
+
+    p.add_argument("--model", default="local", help="'local' (default) or provider:model")
+    p.add_argument("--sleeptime-model", default=None, help="sleep-time model (default: --model)")
+    p.add_argument("--out", default=out, help=f"output directory (default {out})")
+    p.add_argument("--data", default=None, help="evaluation data directory")
+    p.add_argument(
+        "--conditions",
+        default=",".join(CONDITIONS),
+        help=f"comma-separated subset of {','.join(CONDITIONS)}",
+    )
+    p.add_argument("--answer-tokens", type=int, default=64, help="answer completion-token cap")
+    p.add_argument(
+        "--context-tokens",
+        type=int,
+        default=6000,
+        help="full-context budget: keep the most recent turns that fit (default 6000)",
+    )
+    p.add_argument("--rag-k", type=int, default=rag_k, help=f"turns retrieved (default {rag_k})")
+    p.add_argument("--notes-k", type=int, default=5, help="archival notes read (default 5)")
+    p.add_argument("--sleeptime-steps", type=int, default=6, help="model calls per sleep-time run")
+    p.add_argument(
+        "--cache-probe",
+        type=int,
+        default=5,
+        help="also answer the first N questions question-first, to measure the prefix cache",
+    )
+    p.add_argument("--keep-state", action="store_true", help="keep memory stores under OUT/state/")
+    p.set_defaults(func=command)
+
+
+def config_from_args(
+    args: argparse.Namespace, benchmark: str, *, selection: str, notes: Sequence[str]
+) -> MemoryBenchConfig:
+    """The run's settings from the options of :func:`add_options` (and the benchmark's own).
+
+    Raises:
+        ConfigurationError: ``--conditions`` names an unknown condition.
+    """
+    conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown or not conditions:
+        raise ConfigurationError(f"unknown conditions {sorted(unknown)}; choose from {CONDITIONS}")
+    return MemoryBenchConfig(
+        benchmark=benchmark,
+        out=Path(args.out),
+        model=args.model,
+        conditions=conditions,
+        answer_tokens=args.answer_tokens,
+        context_tokens=args.context_tokens,
+        rag_k=args.rag_k,
+        rag_chars=getattr(args, "rag_chars", 600),
+        notes_k=args.notes_k,
+        sleeptime_steps=args.sleeptime_steps,
+        memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
+        cache_probe=args.cache_probe,
+        keep_state=args.keep_state,
+        selection=selection,
+        notes=list(notes),
+    )
+
+
+def run_from_args(
+    args: argparse.Namespace,
+    cfg: MemoryBenchConfig,
+    dialogues: Sequence[Dialogue],
+    score: ScoreFn,
+    **kwargs: Any,
+) -> Path:
+    """Resolve ``--model`` / ``--sleeptime-model`` and run :func:`run_memory_bench` to the end."""
+    model, sleeptime_model = load_models(args.model, args.sleeptime_model)
+    return asyncio.run(run_memory_bench(cfg, dialogues, model, sleeptime_model, score, **kwargs))
