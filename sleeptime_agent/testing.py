@@ -23,9 +23,49 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-__all__ = ["HashingEmbeddings", "Reply", "ScriptedChatModel", "tool_call"]
+__all__ = [
+    "TRICKY_NAMESPACE_PARTS",
+    "HashingEmbeddings",
+    "Reply",
+    "ScriptedChatModel",
+    "tool_call",
+]
 
 Reply = AIMessage | str | Callable[[list[BaseMessage]], AIMessage | str]
+
+#: Namespace components that have broken naive stores: separators, quotes, JSON, NUL, operators
+#: of Chroma's where syntax, non-ASCII, very long ones. Isolation tests fuzz with them.
+TRICKY_NAMESPACE_PARTS: tuple[str, ...] = (
+    "a",
+    "ab",
+    "a.b",
+    "a/b",
+    "/",
+    "a\\b",
+    'a"b',
+    "a'b",
+    "a,b",
+    "a:b",
+    "a|b",
+    '["a"]',
+    '["a", "b"]',
+    "a b",
+    " a",
+    "ünï",
+    "用户",
+    "🙂",
+    "a\x00b",
+    "\x00",
+    "a\nb",
+    "%",
+    "_",
+    "*",
+    "$eq",
+    "$and",
+    "null",
+    "x" * 512,
+    "é" * 300,
+)
 
 
 def tool_call(name: str, **args: Any) -> AIMessage:

@@ -1,7 +1,9 @@
-"""Shared fixtures: block stores on every backend, and a real `chroma run` server on loopback."""
+"""Shared fixtures: block stores on every backend, a real `chroma run` server on loopback, and a
+spawner of worker processes that report one JSON line each."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -135,3 +137,38 @@ def block_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chro
         srv: ChromaServer = request.getfixturevalue("chroma_server")
         # A fresh prefix per test keeps tests independent on the shared server.
         yield ChromaBlockStore.http(srv.host, srv.port, prefix=f"t-{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+def store() -> ChromaBlockStore:
+    """A fresh in-memory block store (the default for logic tests)."""
+    return ChromaBlockStore.ephemeral()
+
+
+WorkerRunner = Callable[[Path, Sequence[Sequence[str]]], list[dict[str, object]]]
+
+
+def _run_workers(
+    script: Path, argvs: Sequence[Sequence[str]], timeout: float = 600
+) -> list[dict[str, object]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    reports = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err[-3000:]
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    return reports
+
+
+@pytest.fixture
+def run_workers() -> WorkerRunner:
+    """Start one process per argv on ``script`` at once; each prints its report as a JSON line."""
+    return _run_workers

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,33 +13,14 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 WORKER = Path(__file__).with_name("cas_worker.py")
 
 
-def test_two_writer_processes_lose_no_update(chroma_server) -> None:  # type: ignore[no-untyped-def]
+def test_two_writer_processes_lose_no_update(chroma_server, run_workers) -> None:  # type: ignore[no-untyped-def]
     prefix = f"cas-{uuid.uuid4().hex[:8]}"
     ChromaBlockStore.http(
         chroma_server.host, chroma_server.port, prefix=prefix
     )  # create collections
     rounds = 150
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                chroma_server.host,
-                str(chroma_server.port),
-                prefix,
-                name,
-                str(rounds),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for name in ("A", "B")
-    ]
-    results = []
-    for p in procs:
-        out, _ = p.communicate(timeout=600)
-        assert p.returncode == 0
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    host, port = chroma_server.host, str(chroma_server.port)
+    results = run_workers(WORKER, [[host, port, prefix, name, str(rounds)] for name in ("A", "B")])
 
     acked = [a for r in results for a in r["acked"]]
     conflicts = sum(r["conflicts"] for r in results)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -53,33 +51,14 @@ def lease_violations(history: list[Any]) -> list[str]:
     return bad
 
 
-def test_workers_share_users_without_lost_updates(chroma_server: Any) -> None:
+def test_workers_share_users_without_lost_updates(chroma_server: Any, run_workers: Any) -> None:
     t0 = time.perf_counter()
     prefix = f"workers-{uuid.uuid4().hex[:8]}"
     store = ChromaBlockStore.http(chroma_server.host, chroma_server.port, prefix=prefix)
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                chroma_server.host,
-                str(chroma_server.port),
-                prefix,
-                name,
-                str(TURNS),
-                *USERS,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in WORKERS
-    ]
-    reports = []
-    for p in procs:
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-3000:]
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+    host, port = chroma_server.host, str(chroma_server.port)
+    reports = run_workers(
+        WORKER, [[host, port, prefix, name, str(TURNS), *USERS] for name in WORKERS]
+    )
     elapsed = time.perf_counter() - t0
 
     # Catch up whatever the workers' last runs left (a run may have been skipped by the lease).
