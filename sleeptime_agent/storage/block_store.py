@@ -10,7 +10,11 @@ stay where they are and a rollback writes a new version.
 
 Every public method builds an op object and hands it to :meth:`ChromaBlockStore.batch`;
 the async twins hand the same ops to :meth:`ChromaBlockStore.abatch`, which runs ``batch`` in a
-worker thread. The logic is written once.
+worker thread. The logic is written once. Each op class names its result type
+(``GetBlockOp`` is a ``BlockOp[MemoryBlock | None]``), so a single op's result is typed.
+
+The insert-if-absent, the clients and the error mapping are Chroma plumbing shared with the other
+stores: :mod:`sleeptime_agent.storage.chroma`.
 """
 
 from __future__ import annotations
@@ -19,29 +23,33 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
-import chromadb
-import httpx
 from chromadb.api import ClientAPI
-from chromadb.config import Settings
 from langchain_core.embeddings import Embeddings
 
-from sleeptime_agent.blocks import AGENT_AUTHORS, MemoryBlock, diff_values, utcnow
+from sleeptime_agent.blocks import AGENT_AUTHORS, MemoryBlock, Namespace, diff_values, utcnow
 from sleeptime_agent.errors import (
     BlockLimitExceeded,
     BlockNotFound,
     ConfigurationError,
-    MemoryUnavailable,
     ReadOnlyBlock,
     VersionConflict,
 )
-from sleeptime_agent.storage.chroma import DEFAULT_HTTP_TIMEOUT, http_client
+from sleeptime_agent.storage.chroma import (
+    DEFAULT_HTTP_TIMEOUT,
+    DUMMY_VECTOR,
+    connect_ephemeral,
+    connect_http,
+    connect_persistent,
+    connect_url,
+    insert_if_absent,
+    map_backend_errors,
+)
 from sleeptime_agent.storage.embeddings import default_embeddings
 
 __all__ = [
@@ -59,14 +67,10 @@ __all__ = [
     "Note",
     "PutBlockOp",
     "SearchNotesOp",
-    "chroma_settings",
-    "map_backend_errors",
     "namespace_key",
 ]
 
-Namespace: TypeAlias = tuple[str, ...]
-
-_DUMMY_VECTOR = [1.0]  # block records are never searched by vector; Chroma still wants one
+R = TypeVar("R")
 _PROBE = 4  # versions probed per read after a block's head hint
 
 
@@ -85,8 +89,16 @@ class Note(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 
 
+class BlockOp(Generic[R]):
+    """An op of :class:`ChromaBlockStore`; ``R`` is the type of its result in ``batch``.
+
+    Each op below subclasses it with its result type; ``batch`` runs an op with the handler
+    ``_op_<class name>``, and the single-op methods return the result as an ``R``.
+    """
+
+
 @dataclass(frozen=True)
-class GetBlockOp:
+class GetBlockOp(BlockOp[MemoryBlock | None]):
     """Read the current version of a block (``None`` if it does not exist or was deleted)."""
 
     namespace: Namespace
@@ -94,7 +106,7 @@ class GetBlockOp:
 
 
 @dataclass(frozen=True)
-class GetVersionOp:
+class GetVersionOp(BlockOp[MemoryBlock]):
     """Read one stored version of a block."""
 
     namespace: Namespace
@@ -103,14 +115,14 @@ class GetVersionOp:
 
 
 @dataclass(frozen=True)
-class ListBlocksOp:
+class ListBlocksOp(BlockOp[list[MemoryBlock]]):
     """List the current version of every live block in a namespace, sorted by label."""
 
     namespace: Namespace
 
 
 @dataclass(frozen=True)
-class HistoryOp:
+class HistoryOp(BlockOp[list[MemoryBlock]]):
     """Every version of a block, oldest first."""
 
     namespace: Namespace
@@ -118,7 +130,7 @@ class HistoryOp:
 
 
 @dataclass(frozen=True)
-class PutBlockOp:
+class PutBlockOp(BlockOp[MemoryBlock]):
     """Create (``expected_version=0``) or update a block with compare-and-swap."""
 
     namespace: Namespace
@@ -128,7 +140,7 @@ class PutBlockOp:
 
 
 @dataclass(frozen=True)
-class DeleteBlockOp:
+class DeleteBlockOp(BlockOp[int]):
     """Delete a block by writing a tombstone version; history keeps every earlier version."""
 
     namespace: Namespace
@@ -138,7 +150,7 @@ class DeleteBlockOp:
 
 
 @dataclass(frozen=True)
-class AddNoteOp:
+class AddNoteOp(BlockOp[str]):
     """Add an archival note."""
 
     namespace: Namespace
@@ -147,7 +159,7 @@ class AddNoteOp:
 
 
 @dataclass(frozen=True)
-class AddNotesOp:
+class AddNotesOp(BlockOp[list[str]]):
     """Add many archival notes at once (embedded in batches)."""
 
     namespace: Namespace
@@ -156,7 +168,7 @@ class AddNotesOp:
 
 
 @dataclass(frozen=True)
-class SearchNotesOp:
+class SearchNotesOp(BlockOp[list[Note]]):
     """Semantic search over a namespace's archival notes."""
 
     namespace: Namespace
@@ -165,25 +177,11 @@ class SearchNotesOp:
 
 
 @dataclass(frozen=True)
-class ListNotesOp:
+class ListNotesOp(BlockOp[list[Note]]):
     """List a namespace's archival notes, oldest first."""
 
     namespace: Namespace
     limit: int | None = None
-
-
-BlockOp: TypeAlias = (
-    GetBlockOp
-    | GetVersionOp
-    | ListBlocksOp
-    | HistoryOp
-    | PutBlockOp
-    | DeleteBlockOp
-    | AddNoteOp
-    | AddNotesOp
-    | SearchNotesOp
-    | ListNotesOp
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +212,7 @@ def _version_id(key: str, version: int) -> str:
 
 
 def _block_metadata(
-    namespace: Namespace, block: MemoryBlock, *, write_id: str, deleted: bool = False
+    namespace: Namespace, block: MemoryBlock, *, deleted: bool = False
 ) -> dict[str, Any]:
     assert block.updated_at is not None
     return {
@@ -228,7 +226,6 @@ def _block_metadata(
         "metadata": json.dumps(block.metadata, ensure_ascii=False, default=str),
         "author": block.author or "user",
         "updated_at": block.updated_at.isoformat(),
-        "write_id": write_id,
         "deleted": deleted,
     }
 
@@ -253,22 +250,6 @@ def _validate_write(block: MemoryBlock, current: MemoryBlock | None, author: str
         raise BlockLimitExceeded(block.label, len(block.value), block.limit)
     if current is not None and current.read_only and author in AGENT_AUTHORS:
         raise ReadOnlyBlock(block.label, author)
-
-
-@contextmanager
-def map_backend_errors(where: str) -> Iterator[None]:
-    """Turn a dead or unreachable Chroma server into one documented error (httpx style)."""
-    try:
-        yield
-    except (httpx.TransportError, ConnectionError) as exc:
-        raise MemoryUnavailable(f"Chroma is unreachable ({where}): {exc}") from exc
-    except Exception as exc:
-        # chromadb wraps transport failures of its Rust/HTTP layers in its own errors.
-        text = str(exc).lower()
-        markers = ("refused", "error", "failed", "could not connect")
-        if "connect" in text and any(m in text for m in markers):
-            raise MemoryUnavailable(f"Chroma is unreachable ({where}): {exc}") from exc
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,10 +298,7 @@ class ChromaBlockStore:
     @classmethod
     def persistent(cls, path: str | Path, **kwargs: Any) -> ChromaBlockStore:
         """Embedded Chroma persisted under ``path`` (one process at a time)."""
-        path = Path(path).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(path=str(path), settings=chroma_settings())
-        return cls(client=client, describe=f"persistent store at {path}", **kwargs)
+        return cls(**connect_persistent(path).store_kwargs(kwargs))
 
     @classmethod
     def http(
@@ -336,10 +314,7 @@ class ChromaBlockStore:
         A request that gets no answer within ``timeout`` seconds raises ``MemoryUnavailable``
         (chromadb's own client would wait forever on a server that accepts but never answers).
         """
-        where = f"Chroma server at http://{host}:{port}"
-        with map_backend_errors(where):
-            client = http_client(host, port, timeout=timeout)
-        return cls(client=client, describe=where, **kwargs)
+        return cls(**connect_http(host, port, timeout=timeout).store_kwargs(kwargs))
 
     @classmethod
     def ephemeral(cls, **kwargs: Any) -> ChromaBlockStore:
@@ -348,21 +323,18 @@ class ChromaBlockStore:
         Ephemeral clients in one process share their data, so each store gets its own
         collection prefix unless one is given.
         """
-        client = chromadb.EphemeralClient(settings=chroma_settings())
-        kwargs.setdefault("prefix", f"eph-{uuid.uuid4().hex[:12]}")
-        return cls(client=client, describe="ephemeral store", **kwargs)
+        return cls(**connect_ephemeral().store_kwargs(kwargs))
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> ChromaBlockStore:
+    def from_url(
+        cls, url: str, *, timeout: float | None = DEFAULT_HTTP_TIMEOUT, **kwargs: Any
+    ) -> ChromaBlockStore:
         """``http://host:port`` for a server, anything else is a directory for embedded Chroma."""
-        if url.startswith(("http://", "https://")):
-            parsed = httpx.URL(url)
-            return cls.http(parsed.host, parsed.port or 8000, **kwargs)
-        return cls.persistent(url, **kwargs)
+        return cls(**connect_url(url, timeout=timeout).store_kwargs(kwargs))
 
     # -- batch: the one place where ops are executed ---------------------------------------------
 
-    def batch(self, ops: Iterable[BlockOp]) -> list[Any]:
+    def batch(self, ops: Iterable[BlockOp[Any]]) -> list[Any]:
         """Execute ops in order and return one result per op; the first error propagates."""
         results: list[Any] = []
         with map_backend_errors(self.describe):
@@ -370,11 +342,19 @@ class ChromaBlockStore:
                 results.append(self._run(op))
         return results
 
-    async def abatch(self, ops: Iterable[BlockOp]) -> list[Any]:
+    async def abatch(self, ops: Iterable[BlockOp[Any]]) -> list[Any]:
         """Async :meth:`batch`; the blocking Chroma calls run in a worker thread."""
         return await asyncio.to_thread(self.batch, list(ops))
 
-    def _run(self, op: BlockOp) -> Any:
+    def _one(self, op: BlockOp[R]) -> R:
+        """:meth:`batch` of one op, its result typed by the op."""
+        return cast(R, self.batch([op])[0])
+
+    async def _aone(self, op: BlockOp[R]) -> R:
+        """:meth:`abatch` of one op, its result typed by the op."""
+        return cast(R, (await self.abatch([op]))[0])
+
+    def _run(self, op: BlockOp[Any]) -> Any:
         handler: Callable[[Any], Any] = getattr(self, f"_op_{type(op).__name__}")
         return handler(op)
 
@@ -419,7 +399,7 @@ class ChromaBlockStore:
             metadatas=[
                 {"ns": namespace_key(namespace), "key": key, "label": label, "version": version}
             ],
-            embeddings=[_DUMMY_VECTOR],
+            embeddings=[DUMMY_VECTOR],
         )
 
     def _fetch(self, ids: Sequence[str]) -> dict[str, MemoryBlock]:
@@ -504,18 +484,9 @@ class ChromaBlockStore:
         if block.version == 1:
             # The head record exists before the first version, so listing never misses a block.
             self._hint(namespace, block.label, 0)
-        key = _block_key(namespace, block.label)
-        rid = _version_id(key, block.version)
-        write_id = uuid.uuid4().hex
-        self._blocks.add(
-            ids=[rid],
-            documents=[block.value],
-            metadatas=[_block_metadata(namespace, block, write_id=write_id, deleted=deleted)],
-            embeddings=[_DUMMY_VECTOR],
-        )
-        got = self._blocks.get(ids=[rid], include=["metadatas"])
-        metas = got["metadatas"] or []
-        if not metas or metas[0].get("write_id") != write_id:
+        rid = _version_id(_block_key(namespace, block.label), block.version)
+        meta = _block_metadata(namespace, block, deleted=deleted)
+        if not insert_if_absent(self._blocks, rid, block.value, meta):
             raise VersionConflict(block.label, block.version - 1, block.version)
         self._hint(namespace, block.label, block.version)
 
@@ -623,29 +594,29 @@ class ChromaBlockStore:
             BlockLimitExceeded: ``len(block.value) > block.limit``.
             ReadOnlyBlock: an agent author ("primary", "sleeptime") writes a read_only block.
         """
-        return self.batch([PutBlockOp(namespace, block, expected_version, author)])[0]  # type: ignore[no-any-return]
+        return self._one(PutBlockOp(namespace, block, expected_version, author))
 
     def get_block(self, namespace: Namespace, label: str) -> MemoryBlock | None:
         """The current version of a block, or ``None``."""
-        return self.batch([GetBlockOp(namespace, label)])[0]  # type: ignore[no-any-return]
+        return self._one(GetBlockOp(namespace, label))
 
     def get_version(self, namespace: Namespace, label: str, version: int) -> MemoryBlock:
         """One stored version of a block (raises :class:`BlockNotFound`)."""
-        return self.batch([GetVersionOp(namespace, label, version)])[0]  # type: ignore[no-any-return]
+        return self._one(GetVersionOp(namespace, label, version))
 
     def list_blocks(self, namespace: Namespace) -> list[MemoryBlock]:
         """Current version of every block in the namespace, sorted by label."""
-        return self.batch([ListBlocksOp(namespace)])[0]  # type: ignore[no-any-return]
+        return self._one(ListBlocksOp(namespace))
 
     def history(self, namespace: Namespace, label: str) -> list[MemoryBlock]:
         """Every version of a block, oldest first (deleted blocks included)."""
-        return self.batch([HistoryOp(namespace, label)])[0]  # type: ignore[no-any-return]
+        return self._one(HistoryOp(namespace, label))
 
     def delete_block(
         self, namespace: Namespace, label: str, *, expected_version: int, author: str = "user"
     ) -> int:
         """Delete a block (a tombstone version; history stays). Returns the tombstone version."""
-        return self.batch([DeleteBlockOp(namespace, label, expected_version, author)])[0]  # type: ignore[no-any-return]
+        return self._one(DeleteBlockOp(namespace, label, expected_version, author))
 
     def rollback(
         self, namespace: Namespace, label: str, version: int, *, author: str = "user"
@@ -667,7 +638,7 @@ class ChromaBlockStore:
         self, namespace: Namespace, text: str, metadata: dict[str, Any] | None = None
     ) -> str:
         """Add an archival note; returns its id."""
-        return self.batch([AddNoteOp(namespace, text, metadata)])[0]  # type: ignore[no-any-return]
+        return self._one(AddNoteOp(namespace, text, metadata))
 
     def add_notes(
         self,
@@ -677,15 +648,15 @@ class ChromaBlockStore:
     ) -> list[str]:
         """Add many notes at once (batched embedding); returns their ids."""
         op = AddNotesOp(namespace, tuple(texts), tuple(metadatas) if metadatas else None)
-        return self.batch([op])[0]  # type: ignore[no-any-return]
+        return self._one(op)
 
     def search_notes(self, namespace: Namespace, query: str, k: int = 5) -> list[Note]:
         """The ``k`` notes most similar to ``query`` in this namespace."""
-        return self.batch([SearchNotesOp(namespace, query, k)])[0]  # type: ignore[no-any-return]
+        return self._one(SearchNotesOp(namespace, query, k))
 
     def list_notes(self, namespace: Namespace, limit: int | None = None) -> list[Note]:
         """A namespace's notes, oldest first."""
-        return self.batch([ListNotesOp(namespace, limit)])[0]  # type: ignore[no-any-return]
+        return self._one(ListNotesOp(namespace, limit))
 
     # -- async twins: same ops, awaited ----------------------------------------------------------
 
@@ -698,29 +669,29 @@ class ChromaBlockStore:
         author: str = "user",
     ) -> MemoryBlock:
         """Async :meth:`put_block`."""
-        return (await self.abatch([PutBlockOp(namespace, block, expected_version, author)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(PutBlockOp(namespace, block, expected_version, author))
 
     async def aget_block(self, namespace: Namespace, label: str) -> MemoryBlock | None:
         """Async :meth:`get_block`."""
-        return (await self.abatch([GetBlockOp(namespace, label)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(GetBlockOp(namespace, label))
 
     async def aget_version(self, namespace: Namespace, label: str, version: int) -> MemoryBlock:
         """Async :meth:`get_version`."""
-        return (await self.abatch([GetVersionOp(namespace, label, version)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(GetVersionOp(namespace, label, version))
 
     async def alist_blocks(self, namespace: Namespace) -> list[MemoryBlock]:
         """Async :meth:`list_blocks`."""
-        return (await self.abatch([ListBlocksOp(namespace)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(ListBlocksOp(namespace))
 
     async def ahistory(self, namespace: Namespace, label: str) -> list[MemoryBlock]:
         """Async :meth:`history`."""
-        return (await self.abatch([HistoryOp(namespace, label)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(HistoryOp(namespace, label))
 
     async def adelete_block(
         self, namespace: Namespace, label: str, *, expected_version: int, author: str = "user"
     ) -> int:
         """Async :meth:`delete_block`."""
-        return (await self.abatch([DeleteBlockOp(namespace, label, expected_version, author)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(DeleteBlockOp(namespace, label, expected_version, author))
 
     async def arollback(
         self, namespace: Namespace, label: str, version: int, *, author: str = "user"
@@ -736,7 +707,7 @@ class ChromaBlockStore:
         self, namespace: Namespace, text: str, metadata: dict[str, Any] | None = None
     ) -> str:
         """Async :meth:`add_note`."""
-        return (await self.abatch([AddNoteOp(namespace, text, metadata)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(AddNoteOp(namespace, text, metadata))
 
     async def aadd_notes(
         self,
@@ -746,15 +717,15 @@ class ChromaBlockStore:
     ) -> list[str]:
         """Async :meth:`add_notes`."""
         op = AddNotesOp(namespace, tuple(texts), tuple(metadatas) if metadatas else None)
-        return (await self.abatch([op]))[0]  # type: ignore[no-any-return]
+        return await self._aone(op)
 
     async def asearch_notes(self, namespace: Namespace, query: str, k: int = 5) -> list[Note]:
         """Async :meth:`search_notes`."""
-        return (await self.abatch([SearchNotesOp(namespace, query, k)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(SearchNotesOp(namespace, query, k))
 
     async def alist_notes(self, namespace: Namespace, limit: int | None = None) -> list[Note]:
         """Async :meth:`list_notes`."""
-        return (await self.abatch([ListNotesOp(namespace, limit)]))[0]  # type: ignore[no-any-return]
+        return await self._aone(ListNotesOp(namespace, limit))
 
 
 def _restorable(old: MemoryBlock) -> MemoryBlock:
@@ -766,11 +737,6 @@ def _restorable(old: MemoryBlock) -> MemoryBlock:
         read_only=old.read_only,
         metadata=old.metadata,
     )
-
-
-def chroma_settings() -> Settings:
-    """Client settings used everywhere: no telemetry calls (this library works offline)."""
-    return Settings(anonymized_telemetry=False)
 
 
 def _embeddings_tag(embeddings: Embeddings) -> str:

@@ -36,8 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias, cast
 
-import chromadb
-import httpx
 import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
@@ -61,8 +59,15 @@ from langgraph.store.base import (
 )
 
 from sleeptime_agent.errors import ConfigurationError
-from sleeptime_agent.storage.block_store import chroma_settings, map_backend_errors
-from sleeptime_agent.storage.chroma import DEFAULT_HTTP_TIMEOUT, http_client
+from sleeptime_agent.storage.chroma import (
+    DEFAULT_HTTP_TIMEOUT,
+    DUMMY_VECTOR,
+    connect_ephemeral,
+    connect_http,
+    connect_persistent,
+    connect_url,
+    map_backend_errors,
+)
 from sleeptime_agent.storage.embeddings import default_embeddings
 
 __all__ = ["ChromaStore", "offline_index"]
@@ -70,7 +75,6 @@ __all__ = ["ChromaStore", "offline_index"]
 Namespace: TypeAlias = tuple[str, ...]
 Where: TypeAlias = dict[str, Any]
 
-_DUMMY_VECTOR = [1.0]  # item records are never searched by vector; Chroma still wants one
 _TIE = 1e-6  # closer scores are ties (Chroma stores float32); ties go in creation order
 # Denser than Chroma's defaults (16/100/100): duplicate vectors, common in memories, cut
 # HNSW recall hard with those (up to 10% of vectors missed in a test of 450).
@@ -429,10 +433,7 @@ class ChromaStore(BaseStore):
         cls, path: str | Path, index: IndexConfig | None = None, **kwargs: Any
     ) -> ChromaStore:
         """Embedded Chroma persisted under ``path`` (one process at a time)."""
-        path = Path(path).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(path=str(path), settings=chroma_settings())
-        return cls(client, index=index, describe=f"persistent store at {path}", **kwargs)
+        return cls(index=index, **connect_persistent(path).store_kwargs(kwargs))
 
     @classmethod
     def http(
@@ -448,10 +449,7 @@ class ChromaStore(BaseStore):
 
         A request unanswered within ``timeout`` seconds raises ``MemoryUnavailable``.
         """
-        where = f"Chroma server at http://{host}:{port}"
-        with map_backend_errors(where):
-            client = http_client(host, port, timeout=timeout)
-        return cls(client, index=index, describe=where, **kwargs)
+        return cls(index=index, **connect_http(host, port, timeout=timeout).store_kwargs(kwargs))
 
     @classmethod
     def ephemeral(cls, index: IndexConfig | None = None, **kwargs: Any) -> ChromaStore:
@@ -460,17 +458,19 @@ class ChromaStore(BaseStore):
         Ephemeral clients in one process share their data, so each store gets its own
         collection prefix unless one is given.
         """
-        client = chromadb.EphemeralClient(settings=chroma_settings())
-        kwargs.setdefault("prefix", f"eph-{uuid.uuid4().hex[:12]}")
-        return cls(client, index=index, describe="ephemeral store", **kwargs)
+        return cls(index=index, **connect_ephemeral().store_kwargs(kwargs))
 
     @classmethod
-    def from_url(cls, url: str, index: IndexConfig | None = None, **kwargs: Any) -> ChromaStore:
+    def from_url(
+        cls,
+        url: str,
+        index: IndexConfig | None = None,
+        *,
+        timeout: float | None = DEFAULT_HTTP_TIMEOUT,
+        **kwargs: Any,
+    ) -> ChromaStore:
         """``http://host:port`` for a server, anything else is a directory for embedded Chroma."""
-        if url.startswith(("http://", "https://")):
-            parsed = httpx.URL(url)
-            return cls.http(parsed.host, parsed.port or 8000, index=index, **kwargs)
-        return cls.persistent(url, index=index, **kwargs)
+        return cls(index=index, **connect_url(url, timeout=timeout).store_kwargs(kwargs))
 
     # -- batch -----------------------------------------------------------------------------------
 
@@ -728,7 +728,7 @@ class ChromaStore(BaseStore):
                 item_ids,
                 documents=item_docs,
                 metadatas=item_metas,
-                embeddings=[_DUMMY_VECTOR] * len(item_ids),
+                embeddings=[DUMMY_VECTOR] * len(item_ids),
             )
         deleted = [rid for rid, op in zip(ids, puts, strict=True) if op.value is None]
         if deleted:

@@ -1,8 +1,9 @@
 """The durable transcript of a namespace and the sleep-time "processed up to" cursor.
 
 Messages of every thread of a namespace share one sequence (1, 2, 3, ...). A sequence number is
-claimed with the same insert-if-absent + read-back used for block versions, so several processes
-appending to one namespace never reuse a number. The cursor is a block in a hidden namespace, so it
+claimed with the same insert-if-absent + read-back used for block versions
+(:func:`~sleeptime_agent.storage.chroma.insert_if_absent`), so several processes appending to one
+namespace never reuse a number. The cursor is a block in a hidden namespace, so it
 is versioned and moved with compare-and-swap: it advances only when a consolidation commits.
 """
 
@@ -11,23 +12,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sleeptime_agent.blocks import MemoryBlock, utcnow
-from sleeptime_agent.storage.block_store import (
-    ChromaBlockStore,
-    Namespace,
-    map_backend_errors,
-    namespace_key,
-)
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace, namespace_key
+from sleeptime_agent.storage.chroma import insert_if_absent, map_backend_errors
 
 __all__ = ["Cursor", "Transcript", "TranscriptMessage", "system_namespace"]
 
 _CURSOR_LABEL = "cursor"
-_DUMMY_VECTOR = [1.0]
 
 
 def system_namespace(namespace: Namespace) -> Namespace:
@@ -83,25 +78,14 @@ class Transcript:
                 seq = self._max_seq(ns)
             while True:
                 seq += 1
-                write_id = uuid.uuid4().hex
-                rid = f"m-{key}-{seq:012d}"
-                self._col.add(
-                    ids=[rid],
-                    documents=[content],
-                    metadatas=[
-                        {
-                            "ns": ns,
-                            "seq": seq,
-                            "thread_id": thread_id,
-                            "role": role,
-                            "created_at": utcnow().isoformat(),
-                            "write_id": write_id,
-                        }
-                    ],
-                    embeddings=[_DUMMY_VECTOR],
-                )
-                got = self._col.get(ids=[rid], include=["metadatas"])
-                if got["metadatas"] and got["metadatas"][0].get("write_id") == write_id:
+                meta = {
+                    "ns": ns,
+                    "seq": seq,
+                    "thread_id": thread_id,
+                    "role": role,
+                    "created_at": utcnow().isoformat(),
+                }
+                if insert_if_absent(self._col, f"m-{key}-{seq:012d}", content, meta):
                     with self._lock:
                         self._last[ns] = max(seq, self._last.get(ns, 0))
                     return seq

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sleeptime_agent.blocks import MemoryBlock
@@ -14,6 +16,7 @@ from sleeptime_agent.errors import (
     VersionConflict,
 )
 from sleeptime_agent.storage.block_store import ChromaBlockStore
+from sleeptime_agent.storage.chroma import insert_if_absent
 
 NS = ("user-1",)
 
@@ -171,3 +174,28 @@ async def test_async_twins(block_store: ChromaBlockStore) -> None:
     await block_store.aadd_note(NS, "likes tea")
     assert (await block_store.asearch_notes(NS, "tea", 1))[0].text == "likes tea"
     assert [b.label for b in await block_store.alist_blocks(NS)] == ["human"]
+
+
+def test_insert_if_absent_lets_one_writer_win(block_store: ChromaBlockStore) -> None:
+    """The CAS primitive of the block store and the transcript: a taken id is never overwritten."""
+    col = block_store.collection("cas-probe")
+    assert insert_if_absent(col, "r-1", "first", {"n": 1})
+    assert not insert_if_absent(col, "r-1", "second", {"n": 2})
+    got = col.get(ids=["r-1"], include=["documents", "metadatas"])
+    assert got["documents"] == ["first"]
+    assert got["metadatas"][0]["n"] == 1
+
+
+def test_ephemeral_stores_are_apart_unless_given_one_prefix() -> None:
+    one, two = ChromaBlockStore.ephemeral(), ChromaBlockStore.ephemeral()
+    one.put_block(NS, human(), expected_version=0)
+    assert two.get_block(NS, "human") is None
+    shared = ChromaBlockStore.ephemeral(prefix=one.prefix)
+    assert shared.get_block(NS, "human") == one.get_block(NS, "human")
+
+
+def test_from_url_takes_a_directory(tmp_path: Path) -> None:
+    store = ChromaBlockStore.from_url(str(tmp_path / "db"), timeout=1.0)
+    assert store.describe == f"persistent store at {tmp_path / 'db'}"
+    store.put_block(NS, human(), expected_version=0)
+    assert ChromaBlockStore.persistent(tmp_path / "db").get_block(NS, "human") is not None
