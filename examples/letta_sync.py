@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import tempfile
 
-from sleeptime_agent.letta.bridge import LettaBridge, format_report, make_letta_client
+from sleeptime_agent.letta import LettaBridge, format_report, make_letta_client
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 

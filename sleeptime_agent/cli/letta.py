@@ -4,6 +4,7 @@ pull: import the agent's core-memory blocks into --user's memory. push: write ou
 agent (never a read-only block, never over a limit). status: what pull and push would do.
 consolidate: pull blocks and recent messages, run our sleep-time agent, push the edits back.
 A block changed on both sides since the last sync is a conflict: neither side is overwritten.
+Needs the ``letta`` extra; without it the actions exit 3 with the install hint.
 """
 
 from __future__ import annotations
@@ -11,21 +12,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sleeptime_agent import config
 from sleeptime_agent.cli.common import add_store_options, namespace_of, open_store
-from sleeptime_agent.letta.bridge import LettaBridge, SyncReport, format_report
 from sleeptime_agent.models import SLEEPTIME_MODEL_ENV, resolve_model
 from sleeptime_agent.storage.block_store import Namespace
 from sleeptime_agent.storage.transcript import TranscriptMessage
+
+if TYPE_CHECKING:
+    from sleeptime_agent.letta import SyncReport
 
 __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    """Add ``letta`` and its actions."""
+    """Add ``letta`` and its actions (letta-client is imported only when one runs)."""
     p = sub.add_parser(
         "letta",
         help="sync memory blocks with a Letta agent",
@@ -43,7 +46,7 @@ def register(sub: Any) -> None:
         ap.add_argument("--agent-id", required=True, help="the Letta agent's id")
         ap.add_argument(
             "--base-url",
-            default=os.environ.get("LETTA_BASE_URL"),
+            default=config.letta_base_url(),
             help="Letta server (default: $LETTA_BASE_URL; $LETTA_API_KEY is the key)",
         )
         add_store_options(ap)
@@ -58,6 +61,10 @@ def register(sub: Any) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    # Imported here so that the rest of the CLI works without the `letta` extra; without it this
+    # raises MissingExtra (a ConfigurationError: exit 3 with the one-line install hint).
+    from sleeptime_agent.letta import LettaBridge, format_report
+
     store = open_store(args)
     bridge = LettaBridge.from_env(store, namespace=namespace_of(args), base_url=args.base_url)
     report: SyncReport

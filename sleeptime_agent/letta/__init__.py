@@ -1,5 +1,9 @@
 """The Letta bridge (extra ``letta``): share memory blocks with a Letta agent through letta-client.
 
+* :mod:`~sleeptime_agent.letta.merge`: the three-way merge plan (pure logic, no client calls).
+* :mod:`~sleeptime_agent.letta.client`: the client, its error mapping and its paging.
+* :mod:`~sleeptime_agent.letta.bridge`: :class:`LettaBridge` and its :class:`SyncReport`.
+
 Importing this package without the extra raises :class:`~sleeptime_agent.errors.MissingExtra`
 with the one-line install hint.
 """
@@ -15,9 +19,23 @@ if find_spec("letta_client") is None:
 
 from sleeptime_agent.letta.bridge import (  # noqa: E402 - after the extra check
     LettaBridge,
+    Operation,
+    RunSleeptime,
     SyncReport,
     format_report,
-    make_letta_client,
 )
+from sleeptime_agent.letta.client import make_letta_client, map_letta_errors  # noqa: E402
+from sleeptime_agent.letta.merge import BlockChange, BlockIssue, SyncConflict  # noqa: E402
 
-__all__ = ["LettaBridge", "SyncReport", "format_report", "make_letta_client"]
+__all__ = [
+    "BlockChange",
+    "BlockIssue",
+    "LettaBridge",
+    "Operation",
+    "RunSleeptime",
+    "SyncConflict",
+    "SyncReport",
+    "format_report",
+    "make_letta_client",
+    "map_letta_errors",
+]

@@ -3,24 +3,10 @@ r"""The Letta bridge: sync a namespace's memory blocks with a Letta agent's core
 :class:`LettaBridge` mirrors the core-memory blocks of a Letta agent into one namespace of a
 :class:`~sleeptime_agent.storage.block_store.ChromaBlockStore` and back. Every field
 Letta and we share is synced: ``value``, ``limit``, ``description``, ``read_only``, ``metadata``;
-``label`` is the key.
-
-How changes are detected (a three-way merge per field):
-    After each sync the bridge records, per block and per field, a hash of the value both sides
-    held. On the next sync a field that differs between the sides has changed on the side whose
-    hash no longer matches the record. A field changed on one side only flows to the other; if
-    any field changed on both sides the block is a :class:`SyncConflict`: neither side is
-    written and both blocks are in the report. Detection compares content, so a write that
-    restores the synced value is no change, and both sides reaching the same value is no conflict.
-
-Where the sync record lives:
-    In the same store, as one block per label in a hidden namespace
-    ``(*namespace, "\x00letta", agent_id)`` whose value is JSON
-    (``{"block_id": ..., "fields": {field: hash}}``). Keeping it out of the synced blocks means
-    the blocks' ``metadata`` round-trips to Letta untouched, a sync adds no version to a block
-    whose content did not change, and one namespace can be synced with several agents. A record
-    for another Letta block id than the one now under the label is ignored. A stale record can
-    only make the bridge report a conflict, never overwrite a change.
+``label`` is the key. Each block goes through a three-way merge against the sync record of the
+last sync: how changes are detected and where that record lives is explained in
+:mod:`sleeptime_agent.letta.merge`; the client, its error mapping and its paging are in
+:mod:`sleeptime_agent.letta.client`.
 
 Rules:
     * Push never updates a Letta block that is ``read_only`` on either side (Letta's REST API does
@@ -31,8 +17,10 @@ Rules:
     * Deletions are not propagated: a block missing on one side is created there by the next
       pull (ours missing) or push (Letta's missing). Push never detaches or deletes Letta blocks.
     * Refusals, conflicts and concurrent changes are reported in :class:`SyncReport`, not raised.
-      Unreachable servers, bad credentials and unknown agents raise :class:`MemoryUnavailable` or
-      :class:`ConfigurationError`, mapped from letta-client errors at one boundary.
+      Unreachable servers, bad credentials and unknown agents raise
+      :class:`~sleeptime_agent.errors.MemoryUnavailable` or
+      :class:`~sleeptime_agent.errors.ConfigurationError`, mapped from letta-client errors at one
+      boundary (:func:`~sleeptime_agent.letta.client.map_letta_errors`).
 
 The bridge talks to Letta through ``letta-client`` (``letta_client.Letta``), never the ``letta``
 package.
@@ -41,81 +29,70 @@ package.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import json
-import os
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
-import letta_client
 from letta_client import Letta
 from pydantic import BaseModel, Field
 
-from sleeptime_agent.blocks import DEFAULT_LIMIT, MemoryBlock, utcnow
-from sleeptime_agent.errors import ConfigurationError, MemoryUnavailable, VersionConflict
+from sleeptime_agent.blocks import MemoryBlock, utcnow
+from sleeptime_agent.errors import ConfigurationError, VersionConflict
+from sleeptime_agent.letta.client import (
+    REFUSED_WRITE,
+    error_detail,
+    get_agent_block,
+    list_agent_blocks,
+    list_recent_messages,
+    make_letta_client,
+    map_letta_errors,
+)
+from sleeptime_agent.letta.merge import (
+    LETTA_AUTHOR,
+    SYNC_FIELDS,
+    BlockChange,
+    BlockIssue,
+    BlockPlan,
+    SyncConflict,
+    SyncRecord,
+    block_from_letta,
+    field_hashes,
+    letta_kwargs,
+    plan_block,
+    pull_refusal,
+    push_refusal,
+    waiting_reason,
+    with_fields,
+)
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.storage.transcript import TranscriptMessage
 
 __all__ = [
-    "BlockChange",
-    "BlockIssue",
     "LettaBridge",
+    "Operation",
     "RunSleeptime",
-    "SyncConflict",
     "SyncReport",
     "format_report",
-    "make_letta_client",
 ]
 
-SyncField: TypeAlias = Literal["value", "limit", "description", "read_only", "metadata"]
-#: The fields kept equal on both sides, in the order they are reported.
-SYNC_FIELDS: tuple[SyncField, ...] = ("value", "limit", "description", "read_only", "metadata")
 Operation: TypeAlias = Literal["pull", "push", "status", "consolidate", "resolve"]
 #: The sleep-time seam of :meth:`LettaBridge.consolidate`: edit the namespace's blocks (through
 #: ``store.put_block``) from the agent's recent messages. May be sync or async.
 RunSleeptime: TypeAlias = Callable[[Namespace, list[TranscriptMessage]], None | Awaitable[None]]
 
-_AUTHOR = "letta"  # author of the versions a pull writes into our store
 _RECORD_AUTHOR = "system"
 _RECORD_LIMIT = 1_000_000
 _RECORD_SEGMENT = "\x00letta"  # NUL cannot come from a typed namespace part: no collision
-_BLOCK_PAGE = 1000  # blocks read per agent; the server ignores `after`, so one page only
 _SKIPPED_USER_EVENTS = frozenset({"heartbeat", "login", "system_alert"})
 
 
 # ---------------------------------------------------------------------------------------------
-# Report objects
+# The report
 # ---------------------------------------------------------------------------------------------
-
-
-class BlockChange(BaseModel):
-    """A block written (or, in a dry run, to be written) on one side."""
-
-    label: str
-    fields: list[str] = Field(description="The fields written, or every field for a new block.")
-    created: bool = Field(default=False, description="The block did not exist on that side.")
-    letta_block_id: str | None = None
-
-
-class BlockIssue(BaseModel):
-    """A block left alone on purpose, and why."""
-
-    label: str
-    reason: str
-
-
-class SyncConflict(BaseModel):
-    """A block changed on both sides since the last sync: neither side was written."""
-
-    label: str
-    fields: list[str] = Field(description="The fields that differ and changed on both sides.")
-    ours: MemoryBlock
-    theirs: MemoryBlock = Field(description="Letta's block (version 0, author 'letta').")
-    letta_block_id: str | None = None
 
 
 class SyncReport(BaseModel):
@@ -143,157 +120,8 @@ class SyncReport(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure helpers: field mapping, hashing, planning
+# Letta messages as our transcript
 # ---------------------------------------------------------------------------------------------
-
-
-def _norm(name: SyncField, value: Any) -> Any:
-    """Normalize one field so both sides compare equal when they mean the same."""
-    if name == "description":
-        return value or None  # Letta cannot store None through an update; "" means none
-    if name == "metadata":
-        return dict(value or {})
-    if name == "limit":
-        return int(value) if value is not None else DEFAULT_LIMIT
-    if name == "read_only":
-        return bool(value)
-    return value if value is not None else ""
-
-
-def _fields(block: MemoryBlock) -> dict[SyncField, Any]:
-    return {name: _norm(name, getattr(block, name)) for name in SYNC_FIELDS}
-
-
-def _hash(value: Any) -> str:
-    raw = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()[:24]
-
-
-def _hashes(block: MemoryBlock) -> dict[SyncField, str]:
-    return {name: _hash(v) for name, v in _fields(block).items()}
-
-
-def _from_letta(raw: Any) -> MemoryBlock:
-    """A letta-client ``BlockResponse`` as our block (version 0: it is not in our store)."""
-    return MemoryBlock(
-        label=str(raw.label),
-        value=_norm("value", raw.value),
-        limit=_norm("limit", raw.limit),
-        description=_norm("description", raw.description),
-        read_only=_norm("read_only", raw.read_only),
-        metadata=_norm("metadata", raw.metadata),
-        author=_AUTHOR,
-    )
-
-
-def _letta_kwargs(values: dict[SyncField, Any]) -> dict[str, Any]:
-    """Keyword arguments for letta-client's block create/update from normalized fields."""
-    out: dict[str, Any] = {str(k): v for k, v in values.items()}
-    if "description" in out and out["description"] is None:
-        out["description"] = ""  # None would leave Letta's description unchanged
-    return out
-
-
-def _with(block: MemoryBlock, changes: dict[SyncField, Any]) -> MemoryBlock:
-    return block.model_copy(update={str(k): v for k, v in changes.items()})
-
-
-@dataclass(frozen=True)
-class _Record:
-    """What both sides held after the last sync of one block with one agent."""
-
-    block_id: str
-    hashes: dict[str, str]
-    version: int  # the record block's own version, for compare-and-swap
-
-    @classmethod
-    def parse(cls, block: MemoryBlock) -> _Record | None:
-        try:
-            data = json.loads(block.value)
-            return cls(str(data["block_id"]), dict(data["fields"]), block.version)
-        except (ValueError, KeyError, TypeError):
-            return None  # unreadable: treated as no record (conflicts, never overwrites)
-
-
-@dataclass
-class _Plan:
-    """The per-label decision of a three-way merge; pure data, no I/O."""
-
-    label: str
-    ours: MemoryBlock | None
-    theirs: MemoryBlock | None
-    letta_id: str | None
-    to_ours: dict[SyncField, Any] = field(default_factory=dict)
-    to_theirs: dict[SyncField, Any] = field(default_factory=dict)
-    conflict: list[SyncField] = field(default_factory=list)
-
-    @property
-    def create_ours(self) -> bool:
-        return self.ours is None
-
-    @property
-    def create_theirs(self) -> bool:
-        return self.theirs is None
-
-
-def _plan(
-    label: str,
-    ours: MemoryBlock | None,
-    theirs: MemoryBlock | None,
-    letta_id: str | None,
-    record: _Record | None,
-    keep: Literal["ours", "theirs"] | None = None,
-) -> _Plan:
-    """Decide, field by field, what flows where (``keep`` forces one side, for ``resolve``)."""
-    plan = _Plan(label, ours, theirs, letta_id)
-    if ours is None and theirs is not None:
-        plan.to_ours = _fields(theirs)
-        return plan
-    if theirs is None and ours is not None:
-        plan.to_theirs = _fields(ours)
-        return plan
-    assert ours is not None and theirs is not None
-    base = record.hashes if record is not None and record.block_id == letta_id else {}
-    mine, yours = _fields(ours), _fields(theirs)
-    for name in SYNC_FIELDS:
-        o, t = _hash(mine[name]), _hash(yours[name])
-        if o == t:
-            continue
-        s = base.get(name)
-        if keep == "ours" or (keep is None and s is not None and t == s):
-            plan.to_theirs[name] = mine[name]
-        elif keep == "theirs" or (keep is None and s is not None and o == s):
-            plan.to_ours[name] = yours[name]
-        else:
-            plan.conflict.append(name)
-    return plan
-
-
-def _limit_reason(block: MemoryBlock, where: str) -> str | None:
-    if len(block.value) > block.limit:
-        return (
-            f"value would be {len(block.value)} characters, over the limit of {block.limit} {where}"
-        )
-    return None
-
-
-def _push_refusal(plan: _Plan) -> str | None:
-    """Why a push of this plan must not happen, or None."""
-    if plan.theirs is None:
-        assert plan.ours is not None
-        return _limit_reason(plan.ours, "in Letta")
-    if plan.theirs.read_only:
-        return "read_only in Letta: push never writes it"
-    if plan.ours is not None and plan.ours.read_only:
-        return "read_only here: push never overwrites Letta with it"
-    return _limit_reason(_with(plan.theirs, plan.to_theirs), "in Letta")
-
-
-def _pull_refusal(plan: _Plan) -> str | None:
-    """Why a pull of this plan must not happen, or None."""
-    target = plan.theirs if plan.ours is None else _with(plan.ours, plan.to_ours)
-    assert target is not None
-    return _limit_reason(target, "here")
 
 
 def _text(content: Any) -> str:
@@ -350,76 +178,6 @@ def _transcript(agent_id: str, messages: Sequence[Any]) -> list[TranscriptMessag
             )
         )
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Client construction and the error boundary
-# ---------------------------------------------------------------------------------------------
-
-
-def make_letta_client(
-    base_url: str | None = None,
-    api_key: str | None = None,
-    *,
-    timeout: float = 30.0,
-    max_retries: int = 2,
-) -> Letta:
-    """Build a letta-client ``Letta`` from arguments or ``LETTA_BASE_URL`` / ``LETTA_API_KEY``.
-
-    Args:
-        base_url: the server, e.g. ``http://127.0.0.1:8283``; defaults to ``$LETTA_BASE_URL``.
-            With neither but an API key, letta-client's default (Letta Cloud) is used.
-        api_key: defaults to ``$LETTA_API_KEY``; a self-hosted server usually needs none.
-        timeout: seconds per request.
-        max_retries: letta-client's retries on connection errors and 5xx answers.
-
-    Raises:
-        ConfigurationError: no server URL and no API key: nothing says where Letta is.
-    """
-    base_url = base_url or os.environ.get("LETTA_BASE_URL") or None
-    api_key = api_key or os.environ.get("LETTA_API_KEY") or None
-    if base_url is None and api_key is None:
-        raise ConfigurationError(
-            "no Letta server configured: pass base_url or set LETTA_BASE_URL "
-            "(and LETTA_API_KEY if the server needs one)"
-        )
-    if base_url is None:
-        return Letta(api_key=api_key, timeout=timeout, max_retries=max_retries)
-    return Letta(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
-
-
-def _detail(exc: letta_client.APIStatusError) -> str:
-    body = exc.body
-    detail = body.get("detail") if isinstance(body, dict) else None
-    text = str(detail if detail is not None else exc.message)
-    return " ".join(text.split())
-
-
-@contextmanager
-def _map_letta_errors(base_url: str, agent_id: str) -> Iterator[None]:
-    """The one boundary where letta-client errors become this library's errors (httpx style)."""
-    where = f"Letta server at {base_url}"
-    try:
-        yield
-    except letta_client.APIConnectionError as exc:
-        cause = exc.__cause__ or exc
-        raise MemoryUnavailable(f"{where} is unreachable: {' '.join(str(cause).split())}") from exc
-    except (letta_client.AuthenticationError, letta_client.PermissionDeniedError) as exc:
-        raise ConfigurationError(
-            f"{where} refused the credentials (HTTP {exc.status_code}): check LETTA_API_KEY"
-        ) from exc
-    except letta_client.NotFoundError as exc:
-        raise ConfigurationError(
-            f"agent {agent_id!r} not found on {where}: {_detail(exc)}"
-        ) from exc
-    except letta_client.InternalServerError as exc:
-        raise MemoryUnavailable(f"{where} failed (HTTP {exc.status_code}): {_detail(exc)}") from exc
-    except letta_client.APIStatusError as exc:
-        raise ConfigurationError(
-            f"{where} rejected a request (HTTP {exc.status_code}): {_detail(exc)}"
-        ) from exc
-    except letta_client.APIResponseValidationError as exc:
-        raise ConfigurationError(f"{where} sent an unexpected response: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,8 +273,8 @@ class LettaBridge:
         System prompts, reasoning, tool calls and Letta's heartbeat/login events are left out.
         """
         with self._errors(agent_id):
-            page = self.client.agents.messages.list(agent_id, limit=self.max_messages, order="desc")
-            return _transcript(agent_id, page.items)  # first page only: `after` is unreliable
+            messages = list_recent_messages(self.client, agent_id, self.max_messages)
+            return _transcript(agent_id, messages)
 
     def consolidate(self, agent_id: str, run_sleeptime: RunSleeptime) -> SyncReport:
         """Pull, let ``run_sleeptime(namespace, transcript)`` edit our blocks, then push.
@@ -565,7 +323,7 @@ class LettaBridge:
     # -- the sync engine -------------------------------------------------------------------------
 
     def _errors(self, agent_id: str) -> AbstractContextManager[None]:
-        return _map_letta_errors(str(self.client.base_url), agent_id)
+        return map_letta_errors(str(self.client.base_url), agent_id)
 
     def _record_namespace(self, agent_id: str) -> Namespace:
         if not agent_id:
@@ -588,13 +346,13 @@ class LettaBridge:
             operation=operation, agent_id=agent_id, namespace=self.namespace, dry_run=dry_run
         )
         with self._errors(agent_id):
-            raw = self.client.agents.blocks.list(agent_id, limit=_BLOCK_PAGE).items
+            raw = list_agent_blocks(self.client, agent_id)
             theirs = {str(b.label): b for b in raw if b.label}
             ours = {b.label: b for b in self.store.list_blocks(self.namespace)}
             records = {
                 b.label: rec
                 for b in self.store.list_blocks(record_ns)
-                if (rec := _Record.parse(b)) is not None
+                if (rec := SyncRecord.parse(b)) is not None
             }
             labels = sorted(set(ours) | set(theirs))
             if only is not None:
@@ -603,10 +361,10 @@ class LettaBridge:
                 labels = [only]
             for label in labels:
                 raw_block = theirs.get(label)
-                plan = _plan(
+                plan = plan_block(
                     label,
                     ours.get(label),
-                    _from_letta(raw_block) if raw_block is not None else None,
+                    block_from_letta(raw_block) if raw_block is not None else None,
                     str(raw_block.id) if raw_block is not None else None,
                     records.get(label),
                     keep,
@@ -616,10 +374,10 @@ class LettaBridge:
 
     def _carry_out(
         self,
-        plan: _Plan,
+        plan: BlockPlan,
         report: SyncReport,
         record_ns: Namespace,
-        record: _Record | None,
+        record: SyncRecord | None,
         pull: bool,
         push: bool,
         dry_run: bool,
@@ -649,7 +407,7 @@ class LettaBridge:
                 _note(report, done, "pull")
                 ours = done.after or ours
             else:
-                report.skipped.append(BlockIssue(label=label, reason=_waiting(plan, "pull")))
+                report.skipped.append(BlockIssue(label=label, reason=waiting_reason(plan, "pull")))
         if plan.to_theirs:
             if push:
                 done = self._push_one(plan, report.agent_id, dry_run)
@@ -657,12 +415,12 @@ class LettaBridge:
                 if done.after is not None and done.change is not None:
                     theirs, letta_id = done.after, done.change.letta_block_id
             else:
-                report.skipped.append(BlockIssue(label=label, reason=_waiting(plan, "push")))
+                report.skipped.append(BlockIssue(label=label, reason=waiting_reason(plan, "push")))
         if not dry_run and ours is not None and theirs is not None:
             self._save_record(record_ns, record, letta_id, ours, theirs)
 
-    def _pull_one(self, plan: _Plan, dry_run: bool) -> _Applied:
-        reason = _pull_refusal(plan)
+    def _pull_one(self, plan: BlockPlan, dry_run: bool) -> _Applied:
+        reason = pull_refusal(plan)
         if reason is not None:
             return _Applied(issue=BlockIssue(label=plan.label, reason=reason), refused=True)
         change = BlockChange(
@@ -677,11 +435,11 @@ class LettaBridge:
             assert plan.theirs is not None
             new, expected = plan.theirs, 0
         else:
-            new, expected = _with(plan.ours, plan.to_ours), plan.ours.version
+            new, expected = with_fields(plan.ours, plan.to_ours), plan.ours.version
         try:
             try:
                 stored = self.store.put_block(
-                    self.namespace, new, expected_version=expected, author=_AUTHOR
+                    self.namespace, new, expected_version=expected, author=LETTA_AUTHOR
                 )
             except VersionConflict as exc:
                 if (
@@ -691,15 +449,15 @@ class LettaBridge:
                     raise
                 # We deleted it (a tombstone holds the version): re-import over the tombstone.
                 stored = self.store.put_block(
-                    self.namespace, new, expected_version=exc.current, author=_AUTHOR
+                    self.namespace, new, expected_version=exc.current, author=LETTA_AUTHOR
                 )
         except VersionConflict:
             reason = "changed here during the sync: run it again"
             return _Applied(issue=BlockIssue(label=plan.label, reason=reason))
         return _Applied(change=change, after=stored)
 
-    def _push_one(self, plan: _Plan, agent_id: str, dry_run: bool) -> _Applied:
-        reason = _push_refusal(plan)
+    def _push_one(self, plan: BlockPlan, agent_id: str, dry_run: bool) -> _Applied:
+        reason = push_refusal(plan)
         if reason is not None:
             return _Applied(issue=BlockIssue(label=plan.label, reason=reason), refused=True)
         change = BlockChange(
@@ -714,7 +472,7 @@ class LettaBridge:
         try:
             if plan.theirs is None:
                 written = self.client.blocks.create(
-                    label=plan.label, **_letta_kwargs(plan.to_theirs)
+                    label=plan.label, **letta_kwargs(plan.to_theirs)
                 )
                 try:
                     blocks.attach(written.id, agent_id=agent_id)
@@ -724,29 +482,26 @@ class LettaBridge:
                 change.letta_block_id = str(written.id)
             else:
                 # Letta has no compare-and-swap: re-read right before writing to narrow the race.
-                try:
-                    now = blocks.retrieve(plan.label, agent_id=agent_id)
-                except letta_client.NotFoundError:
-                    now = None
+                now = get_agent_block(self.client, agent_id, plan.label)
                 if (
                     now is None
                     or str(now.id) != plan.letta_id
-                    or _hashes(_from_letta(now)) != _hashes(plan.theirs)
+                    or field_hashes(block_from_letta(now)) != field_hashes(plan.theirs)
                 ):
                     reason = "changed in Letta during the sync: run it again"
                     return _Applied(issue=BlockIssue(label=plan.label, reason=reason))
                 written = blocks.update(
-                    plan.label, agent_id=agent_id, **_letta_kwargs(plan.to_theirs)
+                    plan.label, agent_id=agent_id, **letta_kwargs(plan.to_theirs)
                 )
-        except (letta_client.BadRequestError, letta_client.UnprocessableEntityError) as exc:
-            reason = f"Letta refused the write: {_detail(exc)}"
+        except REFUSED_WRITE as exc:
+            reason = f"Letta refused the write: {error_detail(exc)}"
             return _Applied(issue=BlockIssue(label=plan.label, reason=reason), refused=True)
-        return _Applied(change=change, after=_from_letta(written))
+        return _Applied(change=change, after=block_from_letta(written))
 
     def _save_record(
         self,
         record_ns: Namespace,
-        record: _Record | None,
+        record: SyncRecord | None,
         letta_id: str | None,
         ours: MemoryBlock,
         theirs: MemoryBlock,
@@ -755,7 +510,7 @@ class LettaBridge:
         if letta_id is None:
             return
         base = dict(record.hashes) if record is not None and record.block_id == letta_id else {}
-        mine, yours = _hashes(ours), _hashes(theirs)
+        mine, yours = field_hashes(ours), field_hashes(theirs)
         merged: dict[str, str] = dict(base)
         merged.update({name: mine[name] for name in SYNC_FIELDS if mine[name] == yours[name]})
         if record is not None and record.block_id == letta_id and record.hashes == merged:
@@ -774,17 +529,6 @@ def _note(report: SyncReport, done: _Applied, direction: Literal["pull", "push"]
         (report.pulled if direction == "pull" else report.pushed).append(done.change)
     elif done.issue is not None:
         (report.refused if done.refused else report.skipped).append(done.issue)
-
-
-def _waiting(plan: _Plan, direction: Literal["pull", "push"]) -> str:
-    """Why a one-way sync left a change for the other direction."""
-    if direction == "pull":
-        if plan.ours is None:
-            return "only in Letta: pull imports it"
-        return f"changed in Letta ({', '.join(plan.to_ours)}): pull takes it"
-    if plan.theirs is None:
-        return "only here: push creates it in Letta"
-    return f"changed here ({', '.join(plan.to_theirs)}): push sends it"
 
 
 def _merge(first: SyncReport, second: SyncReport) -> SyncReport:

@@ -17,15 +17,9 @@ from letta_client import Letta
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import ConfigurationError, MemoryUnavailable
-from sleeptime_agent.letta.bridge import (
-    LettaBridge,
-    SyncReport,
-    _plan,
-    _Record,
-    _transcript,
-    format_report,
-    make_letta_client,
-)
+from sleeptime_agent.letta import LettaBridge, SyncReport, format_report, make_letta_client
+from sleeptime_agent.letta.bridge import _transcript
+from sleeptime_agent.letta.merge import SyncRecord, field_hashes, plan_block
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 
 NS = ("t", "u")
@@ -127,49 +121,49 @@ def block(value: str = "v", **kw: Any) -> MemoryBlock:
 # -- the three-way merge, as a pure function ---------------------------------------------------
 
 
-def record_of(b: MemoryBlock, block_id: str = "block-1") -> _Record:
-    from sleeptime_agent.letta.bridge import _hashes
-
-    return _Record(block_id, {str(k): v for k, v in _hashes(b).items()}, version=1)
+def record_of(b: MemoryBlock, block_id: str = "block-1") -> SyncRecord:
+    return SyncRecord(block_id, {str(k): v for k, v in field_hashes(b).items()}, version=1)
 
 
 def test_plan_one_sided_changes_flow_and_two_sided_conflict() -> None:
     base = block("base", limit=100)
     synced = record_of(base)
-    ours_changed = _plan("human", block("ours", limit=100), base, "block-1", synced)
+    ours_changed = plan_block("human", block("ours", limit=100), base, "block-1", synced)
     assert ours_changed.to_theirs == {"value": "ours"} and not ours_changed.to_ours
-    theirs_changed = _plan("human", base, block("theirs", limit=100), "block-1", synced)
+    theirs_changed = plan_block("human", base, block("theirs", limit=100), "block-1", synced)
     assert theirs_changed.to_ours == {"value": "theirs"} and not theirs_changed.to_theirs
-    split = _plan("human", block("ours", limit=100), block("base", limit=50), "block-1", synced)
+    split = plan_block(
+        "human", block("ours", limit=100), block("base", limit=50), "block-1", synced
+    )
     assert (split.to_theirs, split.to_ours, split.conflict) == (
         {"value": "ours"},
         {"limit": 50},
         [],
     )
-    both = _plan("human", block("ours"), block("theirs"), "block-1", synced)
+    both = plan_block("human", block("ours"), block("theirs"), "block-1", synced)
     assert both.conflict == ["value"] and not both.to_ours and not both.to_theirs
 
 
 def test_plan_without_a_valid_record_conflicts_on_any_difference() -> None:
-    assert _plan("human", block("a"), block("b"), "block-1", None).conflict == ["value"]
+    assert plan_block("human", block("a"), block("b"), "block-1", None).conflict == ["value"]
     stale = record_of(block("a"), block_id="block-OTHER")  # a record for another Letta block
-    assert _plan("human", block("a"), block("b"), "block-1", stale).conflict == ["value"]
-    assert _plan("human", block("same"), block("same"), "block-1", None).conflict == []
+    assert plan_block("human", block("a"), block("b"), "block-1", stale).conflict == ["value"]
+    assert plan_block("human", block("same"), block("same"), "block-1", None).conflict == []
 
 
 def test_plan_normalizes_what_means_the_same() -> None:
     ours = block(description=None, metadata={})
     theirs = block(description="", metadata={})
-    plan = _plan("human", ours, theirs, "block-1", None)
+    plan = plan_block("human", ours, theirs, "block-1", None)
     assert not plan.conflict and not plan.to_ours and not plan.to_theirs
 
 
 def test_plan_creates_missing_sides_and_keep_forces_a_side() -> None:
-    only_theirs = _plan("human", None, block("t"), "block-1", None)
+    only_theirs = plan_block("human", None, block("t"), "block-1", None)
     assert only_theirs.create_ours and only_theirs.to_ours["value"] == "t"
-    only_ours = _plan("human", block("o"), None, None, None)
+    only_ours = plan_block("human", block("o"), None, None, None)
     assert only_ours.create_theirs and only_ours.to_theirs["value"] == "o"
-    forced = _plan("human", block("o"), block("t"), "block-1", None, keep="theirs")
+    forced = plan_block("human", block("o"), block("t"), "block-1", None, keep="theirs")
     assert forced.to_ours == {"value": "t"} and not forced.conflict
 
 

@@ -12,7 +12,7 @@ from letta_client import Letta
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import ConfigurationError, MemoryUnavailable
-from sleeptime_agent.letta.bridge import LettaBridge, SyncReport, format_report, make_letta_client
+from sleeptime_agent.letta import LettaBridge, SyncReport, format_report, make_letta_client
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.storage.transcript import TranscriptMessage
 
