@@ -18,9 +18,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 
 from sleeptime_agent import ChromaBlockStore
+from sleeptime_agent.blocks import namespace_from_config
 from sleeptime_agent.memory import SleeptimeMemory
 from sleeptime_agent.models import resolve_model
-from sleeptime_agent.tools.memory import namespace_from_config
 
 model = resolve_model(None)  # $SLEEPTIME_MODEL, else the bundled local model
 store = ChromaBlockStore.persistent(tempfile.mkdtemp(prefix="dropin-"))

@@ -23,7 +23,7 @@ from sleeptime_agent.memory import MemoryView, SleeptimeMemory
 from sleeptime_agent.models import resolve_model
 from sleeptime_agent.scheduler import SleeptimeScheduler
 from sleeptime_agent.storage import ChromaBlockStore, ChromaStore, Note, offline_index
-from sleeptime_agent.tools.memory import create_memory_tools
+from sleeptime_agent.tools import create_memory_tools
 
 __all__ = [
     "Consolidator",

@@ -1,14 +1,32 @@
-"""Memory blocks with Letta-compatible field names, plus their version bookkeeping."""
+"""Memory blocks with Letta-compatible field names, their version bookkeeping, and namespaces.
+
+A namespace is a tuple of strings, ``(user_id,)`` or ``(user_id, agent_id)``, read from a run's
+config by :func:`namespace_from_config`; the agent authors (:data:`AGENT_AUTHORS`) are the ones
+that may never write a read_only block.
+"""
 
 from __future__ import annotations
 
 import difflib
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
-__all__ = ["AGENT_AUTHORS", "Author", "MemoryBlock", "diff_values", "order_blocks"]
+from sleeptime_agent.errors import ConfigurationError
+
+__all__ = [
+    "AGENT_AUTHORS",
+    "Author",
+    "MemoryBlock",
+    "Namespace",
+    "diff_values",
+    "namespace_from_config",
+    "order_blocks",
+]
+
+Namespace: TypeAlias = tuple[str, ...]
 
 Author = Literal["user", "primary", "sleeptime", "letta", "system"]
 #: Authors that are agents: they may never write a read_only block.
@@ -77,3 +95,17 @@ def order_blocks(blocks: list[MemoryBlock]) -> list[MemoryBlock]:
     anticipation block) goes last.
     """
     return sorted(blocks, key=lambda b: (_ORDER.get(b.label, 5), b.label))
+
+
+def namespace_from_config(config: RunnableConfig | None) -> Namespace:
+    """``(user_id,)`` or ``(user_id, agent_id)`` from ``config["configurable"]``."""
+    conf = (config or {}).get("configurable", {})
+    user_id = conf.get("user_id")
+    if not user_id:
+        raise ConfigurationError("set config['configurable']['user_id'] to choose whose memory")
+    agent_id = conf.get("agent_id")
+    namespace = (str(user_id), str(agent_id)) if agent_id else (str(user_id),)
+    if any("\x00" in part for part in namespace):
+        # NUL is reserved: (user_id, "\x00sleeptime") holds that user's cursor and lease.
+        raise ConfigurationError("user_id and agent_id may not contain NUL characters")
+    return namespace

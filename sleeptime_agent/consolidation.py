@@ -31,7 +31,7 @@ from sleeptime_agent.storage.transcript import (
     TranscriptMessage,
     system_namespace,
 )
-from sleeptime_agent.tools.memory import MemoryEditor
+from sleeptime_agent.tools.editor import MemoryEditor
 
 __all__ = ["Consolidator", "default_blocks"]
 
@@ -73,7 +73,7 @@ class Consolidator:
         lease_seconds: how long a run may hold a namespace before another process may take over.
         blocks: the blocks a namespace is created with.
         grounded: refuse edits that add sentences, names or numbers found neither in the run's
-            transcript nor in memory (:func:`~sleeptime_agent.tools.memory.ungrounded_facts`);
+            transcript nor in memory (:func:`~sleeptime_agent.tools.guards.ungrounded_facts`);
             the anticipation block is exempt. The refusal goes back to the model.
         ground_in_assistant: whether the assistant's own turns count as a source. Off by
             default: a small model's reply elaborates ("Marine biologists also ...") and the

@@ -21,13 +21,12 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from sleeptime_agent import prompts
-from sleeptime_agent.blocks import MemoryBlock, order_blocks
+from sleeptime_agent.blocks import MemoryBlock, namespace_from_config, order_blocks
 from sleeptime_agent.consolidation import Consolidator
 from sleeptime_agent.ledger import Ledger, RunRecord
 from sleeptime_agent.scheduler import ForegroundGate, SleeptimeScheduler
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace, Note
 from sleeptime_agent.storage.transcript import Transcript, TranscriptMessage
-from sleeptime_agent.tools.memory import namespace_from_config
 
 __all__ = ["MemoryView", "SleeptimeMemory"]
 

@@ -28,7 +28,7 @@ from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.graphs.sleeptime import SleeptimeContext, SleeptimeState, build_sleeptime_graph
 from sleeptime_agent.ledger import count_tokens
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
-from sleeptime_agent.tools.memory import MemoryEditor
+from sleeptime_agent.tools.editor import MemoryEditor
 from sleeptime_bench import prompts
 
 __all__ = [

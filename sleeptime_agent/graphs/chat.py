@@ -29,9 +29,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
+from sleeptime_agent.blocks import namespace_from_config
 from sleeptime_agent.ledger import TurnRecord, count_tokens
 from sleeptime_agent.memory import MemoryView, SleeptimeMemory
-from sleeptime_agent.tools.memory import create_memory_tools, namespace_from_config
+from sleeptime_agent.tools import create_memory_tools
 
 __all__ = ["ChatState", "build_chat_graph", "build_primary_prompt"]
 

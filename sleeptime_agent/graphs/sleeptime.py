@@ -21,7 +21,8 @@ from langgraph.runtime import Runtime
 
 from sleeptime_agent.ledger import count_tokens
 from sleeptime_agent.scheduler import ForegroundGate
-from sleeptime_agent.tools.memory import MemoryEditor, ToolCallInvalid, ToolError, tool_specs
+from sleeptime_agent.tools.editor import MemoryEditor, ToolCallInvalid, ToolError
+from sleeptime_agent.tools.schemas import tool_specs
 
 __all__ = ["SleeptimeContext", "SleeptimeState", "build_sleeptime_graph"]
 

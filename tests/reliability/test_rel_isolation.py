@@ -16,46 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sleeptime_agent.blocks import MemoryBlock
+from sleeptime_agent.blocks import MemoryBlock, namespace_from_config
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.storage.langgraph_store import ChromaStore, offline_index
 from sleeptime_agent.storage.transcript import Transcript, system_namespace
-from sleeptime_agent.tools.memory import namespace_from_config
+from sleeptime_agent.testing import TRICKY_NAMESPACE_PARTS
 
 RESERVED = system_namespace(("x",))[-1]  # the bookkeeping marker component ("\x00sleeptime")
 
-TRICKY = [
-    "a",
-    "ab",
-    "a.b",
-    "a/b",
-    "/",
-    "a\\b",
-    'a"b',
-    "a'b",
-    "a,b",
-    "a:b",
-    "a|b",
-    '["a"]',
-    '["a", "b"]',
-    "a b",
-    " a",
-    "ünï",
-    "用户",
-    "🙂",
-    "a\x00b",
-    "\x00",
-    "a\nb",
-    "%",
-    "_",
-    "*",
-    "$eq",
-    "$and",
-    "null",
-    "x" * 512,
-    "é" * 300,
-]
+TRICKY = TRICKY_NAMESPACE_PARTS
 
 component = st.one_of(
     st.sampled_from(TRICKY),

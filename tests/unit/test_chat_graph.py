@@ -143,7 +143,7 @@ def test_drop_in_node_in_someone_elses_graph() -> None:
     bot = ScriptedChatModel(replies=[echo_memory], repeat_last=True)
 
     def answer(state: State, config) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from sleeptime_agent.tools.memory import namespace_from_config
+        from sleeptime_agent.blocks import namespace_from_config
 
         view = memory.read(namespace_from_config(config), query=str(state["messages"][-1].content))
         return {"messages": [bot.invoke([("system", view.render()), *state["messages"]])]}

@@ -1,21 +1,13 @@
-"""Memory tools: every edit, every error path (memory unchanged), the rebase and the guard."""
+"""Memory editor and LangChain tools: each edit, each error path (memory unchanged), the rebase."""
 
 from __future__ import annotations
 
 import pytest
 
-from sleeptime_agent.blocks import MemoryBlock
+from sleeptime_agent.blocks import MemoryBlock, namespace_from_config
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.storage.block_store import ChromaBlockStore
-from sleeptime_agent.tools.memory import (
-    MemoryEditor,
-    ToolError,
-    create_memory_tools,
-    dropped_facts,
-    namespace_from_config,
-    tool_specs,
-    ungrounded_facts,
-)
+from sleeptime_agent.tools import MemoryEditor, ToolError, create_memory_tools
 
 NS = ("u1",)
 
@@ -156,23 +148,6 @@ def test_rethink_refuses_to_overwrite_a_newer_version(store: ChromaBlockStore) -
     assert value(store).endswith("Likes tea")
 
 
-def test_guard_allows_rephrasing_and_declared_removals() -> None:
-    old = "Name: Ada\nLives in Berlin\nWorks at Initech as a nurse"
-    assert dropped_facts(old, "Ada lives in Berlin and works at Initech as a nurse.") == []
-    assert dropped_facts(old, "Name: Ada\nLives in Lisbon") == [
-        "Lives in Berlin",
-        "Works at Initech as a nurse",
-    ]
-    assert (
-        dropped_facts(
-            old,
-            "Name: Ada\nLives in Lisbon\nWorks at Initech as a nurse",
-            removed="moved away from Berlin",
-        )
-        == []
-    )
-
-
 def test_rethink_may_not_drop_several_facts_even_if_declared(store: ChromaBlockStore) -> None:
     ed = editor(store)
     with pytest.raises(ToolError, match="drop 2 facts at once"):
@@ -245,42 +220,6 @@ def test_insert_refuses_a_restatement_of_an_existing_line(store: ChromaBlockStor
 def test_insert_past_the_end_appends(store: ChromaBlockStore) -> None:
     editor(store).memory_insert("human", "Likes tea", insert_line=9)
     assert value(store).endswith("\nLikes tea")
-
-
-def test_tool_specs_can_pin_labels() -> None:
-    specs = {s["function"]["name"]: s["function"] for s in tool_specs(labels=["human", "notes"])}
-    assert specs["memory_insert"]["parameters"]["properties"]["label"]["enum"] == ["human", "notes"]
-    assert "label" not in specs["archival_memory_insert"]["parameters"]["properties"]
-
-
-def test_tool_specs_are_letta_shaped() -> None:
-    specs = {s["function"]["name"]: s["function"] for s in tool_specs()}
-    assert set(specs["memory_replace"]["parameters"]["properties"]) == {
-        "label",
-        "old_str",
-        "new_str",
-    }
-    assert set(specs["memory_insert"]["parameters"]["required"]) == {"label", "new_str"}
-
-
-def test_ungrounded_facts_pass_rephrasing_and_catch_elaboration() -> None:
-    said = "user: I work as a marine biologist at the aquarium. My dog Bolt is a beagle."
-    assert ungrounded_facts("I work as a marine biologist at the aquarium.", said) == []
-    assert ungrounded_facts("Job: marine biologist\nDog: Bolt (beagle)", said) == []
-    assert ungrounded_facts("Works at the aquarium; dogs: Bolt", said) == []  # plurals
-    elaboration = (
-        "Marine biologists work in aquariums. They may also conduct research on ecosystems "
-        "and develop new technologies for conservation."
-    )
-    assert ungrounded_facts(elaboration, said) == [
-        "They may also conduct research on ecosystems and develop new technologies for "
-        "conservation."
-    ]
-    assert ungrounded_facts("Dog: Max", said) == ["Dog: Max"]  # an invented name
-    assert ungrounded_facts("The beagle is 7 years old", said) == ["The beagle is 7 years old"]
-    # One-character numbers count as names and numbers even though they are not content words.
-    assert ungrounded_facts("Code F-w1-0", "remember F-w1-0 please") == []
-    assert ungrounded_facts("Code F-w1-1", "remember F-w1-0 please") == ["Code F-w1-1"]
 
 
 def test_editor_without_sources_accepts_anything(store: ChromaBlockStore) -> None:
