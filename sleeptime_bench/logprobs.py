@@ -5,7 +5,8 @@ Used by ``sleeptime bench predictability`` (the paper's predictability axis).
 
 from __future__ import annotations
 
-from sleeptime_agent.local.chat_model import LocalChatModel, LocalModelError, _check_response
+from sleeptime_agent.local.chat_model import LocalChatModel
+from sleeptime_agent.local.server import LocalModelError, check_response
 
 __all__ = ["forced_logprobs"]
 
@@ -33,7 +34,7 @@ def forced_logprobs(
     """
     import httpx
 
-    server = (model or LocalChatModel())._server()
+    server = (model or LocalChatModel()).server()
     reply = httpx.post(
         f"{server.listening_address}/tokenize",
         json={"content": continuation, "add_special": False},
@@ -50,7 +51,7 @@ def forced_logprobs(
         "logprobs": 1,
         "grammar": "root ::= " + " ".join(f"<[{i}]>" for i in ids),
     }
-    response = _check_response(server.handle_completions(request))
+    response = check_response(server.handle_completions(request))
     content = ((response.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
     got = [int(c["id"]) for c in content]
     if got != ids:

