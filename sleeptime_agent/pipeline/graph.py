@@ -1,0 +1,279 @@
+"""The consolidation pipeline as a LangGraph graph: code first, then what the model does well.
+
+``observe`` (code) attributes, dates and renders the batch; ``label`` (model, optional) adds
+keywords and entities per message; ``extract`` (model, optional) adds atomic facts per message;
+``index`` (code) writes every message into recall memory under its keys and the facts into the
+fact store; ``profile`` (code) rewrites each subject's profile block from its current facts with
+compare-and-swap. Disabled layers are skipped by the router, so each model-written layer can be
+measured against the same pipeline without it.
+
+Nothing here raises on a bad model reply: failures are collected in the state and reported by
+the caller. A storage error does raise, so the run fails and the cursor stays where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from sleeptime_agent.errors import VersionConflict
+from sleeptime_agent.pipeline.enrich import ExtractedFact, Labels, extract_facts, label_message
+from sleeptime_agent.pipeline.render import Observation, observe
+from sleeptime_agent.scheduler import ForegroundGate
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.facts import Fact, FactStore
+from sleeptime_agent.storage.recall import RecallIndex, RecallRecord
+from sleeptime_agent.storage.transcript import TranscriptMessage
+
+__all__ = [
+    "PipelineContext",
+    "PipelineState",
+    "build_pipeline_graph",
+    "profile_label",
+    "render_profile",
+]
+
+
+class PipelineState(TypedDict, total=False):
+    """State of one pipeline run over one batch of transcript messages."""
+
+    messages: list[TranscriptMessage]
+    """The batch, oldest first (session headers included)."""
+    observations: list[Observation]
+    """The batch attributed, dated and rendered (headers consumed)."""
+    labels: dict[int, Labels]
+    """Model-written keywords and entities per sequence number."""
+    facts: dict[int, list[ExtractedFact]]
+    """Model-written, code-checked facts per sequence number."""
+    stored_facts: int
+    indexed: int
+    profiles: list[str]
+    """Labels of the profile blocks rewritten."""
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    failures: list[dict[str, Any]]
+
+
+@dataclass(kw_only=True)
+class PipelineContext:
+    """Run dependencies and switches of one pipeline run."""
+
+    store: ChromaBlockStore
+    namespace: Namespace
+    recall: RecallIndex
+    fact_store: FactStore
+    model: BaseChatModel | None = None
+    """The sleep-time model; ``None`` runs the code-only layers."""
+    keywords: bool = True
+    """Model-written keywords and entities as recall keys."""
+    facts: bool = False
+    """Model-written atomic facts (stored as dated archival notes, shown in profile blocks)."""
+    profiles: bool = True
+    """Rewrite each subject's profile block from its facts."""
+    names: dict[str, str] = field(default_factory=dict)
+    """Display name per transcript role (``{"user": "Tomasz"}``)."""
+    subject_labels: dict[str, str] = field(default_factory=dict)
+    """Profile block label per subject (default: the subject's name in lower case)."""
+    start_date: datetime | None = None
+    """The session date in force before the batch's first message."""
+    gate: ForegroundGate | None = None
+    """Each model call waits until no user turn is running."""
+    concurrency: int = 1
+    """Model calls in flight (1 for the local model: it runs one request at a time)."""
+
+
+def profile_label(subject: str) -> str:
+    """The default block label of a subject ("Jon" -> "jon", "the user" -> "human")."""
+    if subject == "the user":
+        return "human"
+    return re.sub(r"[^a-z0-9_]+", "_", subject.lower()).strip("_") or "subject"
+
+
+def render_profile(facts: list[Fact], limit: int) -> str:
+    """A subject's profile: its facts as dated lines, the newest that fit ``limit``, in order."""
+    lines: list[str] = []
+    size = 0
+    for fact in sorted(facts, key=lambda f: (f.date, f.max_seq), reverse=True):
+        line = f"- {fact.line()}"
+        if size + len(line) + 1 > limit:
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(reversed(lines))
+
+
+def _model_calls(ctx: PipelineContext) -> bool:
+    return ctx.model is not None and (ctx.keywords or ctx.facts)
+
+
+async def _observe(state: PipelineState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    obs = observe(state["messages"], names=ctx.names, start_date=ctx.start_date)
+    return {"observations": obs, "labels": {}, "facts": {}, "failures": [], "calls": 0}
+
+
+async def _enrich(state: PipelineState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    assert ctx.model is not None
+    model = ctx.model
+    observations = state.get("observations", [])
+    subjects = sorted({o.speaker for o in observations})
+    labels: dict[int, Labels] = {}
+    facts: dict[int, list[ExtractedFact]] = {}
+    failures: list[dict[str, Any]] = list(state.get("failures", []))
+    totals = {"calls": 0, "in": 0, "out": 0}
+    limit = asyncio.Semaphore(max(1, ctx.concurrency))
+
+    async def one(obs: Observation) -> None:
+        async with limit:
+            if ctx.keywords:
+                if ctx.gate is not None:
+                    await ctx.gate.wait_clear()
+                got = await label_message(model, obs)
+                totals["calls"] += 1
+                totals["in"] += got.input_tokens
+                totals["out"] += got.output_tokens
+                labels[obs.seq] = got
+                if got.failure:
+                    failures.append({"layer": "keywords", "seq": obs.seq, "error": got.failure})
+            if ctx.facts:
+                if ctx.gate is not None:
+                    await ctx.gate.wait_clear()
+                reply = await extract_facts(model, obs, subjects)
+                totals["calls"] += 1
+                totals["in"] += reply.input_tokens
+                totals["out"] += reply.output_tokens
+                facts[obs.seq] = list(reply.facts)
+                if reply.failure:
+                    failures.append({"layer": "facts", "seq": obs.seq, "error": reply.failure})
+                failures.extend(
+                    {"layer": "facts", "seq": obs.seq, "kind": "dropped", "error": d}
+                    for d in reply.dropped
+                )
+
+    await asyncio.gather(*(one(o) for o in observations))
+    return {
+        "labels": labels,
+        "facts": facts,
+        "failures": failures,
+        "calls": state.get("calls", 0) + totals["calls"],
+        "input_tokens": state.get("input_tokens", 0) + totals["in"],
+        "output_tokens": state.get("output_tokens", 0) + totals["out"],
+    }
+
+
+def _keys(obs: Observation, labels: Labels | None, facts: list[ExtractedFact]) -> tuple[str, ...]:
+    keys: list[str] = [d.text for d in obs.dates]
+    if labels is not None:
+        keys.extend(labels.keywords)
+        keys.extend(labels.entities)
+    keys.extend(f.text for f in facts)
+    unique: dict[str, str] = {}
+    for key in keys:
+        unique.setdefault(key.lower(), key)
+    return tuple(unique.values())
+
+
+def _index_sync(state: PipelineState, ctx: PipelineContext) -> dict[str, Any]:
+    observations = state.get("observations", [])
+    labels = state.get("labels", {})
+    extracted = state.get("facts", {})
+    records = [
+        RecallRecord(
+            seq=o.seq,
+            line=o.line(),
+            speaker=o.speaker,
+            session=o.session,
+            date=o.observed.isoformat() if o.observed else "",
+            keys=_keys(o, labels.get(o.seq), extracted.get(o.seq, [])),
+        )
+        for o in observations
+    ]
+    ctx.recall.add(ctx.namespace, records)
+    facts = [
+        Fact(
+            text=f.text,
+            subject=f.subject,
+            date=o.observed.isoformat() if o.observed else "",
+            session=o.session,
+            sources=(o.seq,),
+        )
+        for o in observations
+        for f in extracted.get(o.seq, [])
+    ]
+    stored = ctx.fact_store.add(ctx.namespace, facts) if facts else []
+    return {"indexed": len(records), "stored_facts": len(stored)}
+
+
+async def _index(state: PipelineState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
+    return await asyncio.to_thread(_index_sync, state, runtime.context)
+
+
+def _profile_sync(state: PipelineState, ctx: PipelineContext) -> dict[str, Any]:
+    subjects = {f.subject for fs in state.get("facts", {}).values() for f in fs}
+    if not subjects:
+        return {"profiles": []}
+    live = ctx.fact_store.all(ctx.namespace)
+    blocks = {b.label: b for b in ctx.store.list_blocks(ctx.namespace)}
+    changed: list[str] = []
+    for subject in sorted(subjects):
+        label = ctx.subject_labels.get(subject, profile_label(subject))
+        block = blocks.get(label)
+        if block is None or block.read_only:
+            continue  # no profile block for this subject: its facts stay archival notes
+        for _ in range(3):  # compare-and-swap; on conflict re-read and re-apply
+            value = render_profile([f for f in live if f.subject == subject], block.limit)
+            if value == block.value:
+                break
+            try:
+                ctx.store.put_block(
+                    ctx.namespace,
+                    block.model_copy(update={"value": value}),
+                    expected_version=block.version,
+                    author="sleeptime",
+                )
+                changed.append(label)
+                break
+            except VersionConflict:
+                fresh = ctx.store.get_block(ctx.namespace, label)
+                if fresh is None:
+                    break
+                block = fresh
+    return {"profiles": changed}
+
+
+async def _profile(state: PipelineState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
+    return await asyncio.to_thread(_profile_sync, state, runtime.context)
+
+
+def _after_observe(state: PipelineState, runtime: Runtime[PipelineContext]) -> str:
+    return "enrich" if _model_calls(runtime.context) else "index"
+
+
+def _after_index(state: PipelineState, runtime: Runtime[PipelineContext]) -> str:
+    ctx = runtime.context
+    return "profile" if ctx.profiles and ctx.facts else END
+
+
+def build_pipeline_graph() -> CompiledStateGraph[PipelineState, PipelineContext, Any, Any]:
+    """Compile the consolidation pipeline (dependencies come through the run's context)."""
+    builder = StateGraph(PipelineState, context_schema=PipelineContext)
+    builder.add_node("observe", _observe)
+    builder.add_node("enrich", _enrich)
+    builder.add_node("index", _index)
+    builder.add_node("profile", _profile)
+    builder.add_edge(START, "observe")
+    builder.add_conditional_edges("observe", _after_observe, ["enrich", "index"])
+    builder.add_edge("enrich", "index")
+    builder.add_conditional_edges("index", _after_index, ["profile", END])
+    builder.add_edge("profile", END)
+    return builder.compile(name="sleeptime_pipeline")

@@ -1,0 +1,222 @@
+"""Recall memory: every transcript message, indexed under the keys the sleep-time agent wrote.
+
+Each message is one archival note of a hidden per-namespace recall namespace (the block store's
+notes, one Chroma collection per namespace): the document is the message rendered in the third
+person with its date, followed by its keys (model-written keywords and entities, resolved
+dates), so a search finds it by what it means, not only by its words (LongMemEval's
+"fact-augmented key expansion": +9.4% recall@k). The metadata keeps the sequence number, the
+speaker, the session, the observation date and the line the primary reads.
+
+Search is hybrid: Chroma's vector ranking and a BM25 ranking (``bm25s``) over the same records,
+fused by reciprocal rank. mem0 reports that semantic + BM25 beats either alone in every LoCoMo
+category. Only messages at or below the consolidation cursor are returned: anything after it
+is an uncommitted batch, and the primary reads those messages raw from the transcript tail.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import bm25s  # type: ignore[import-untyped]
+from bm25s.stopwords import STOPWORDS_EN_PLUS  # type: ignore[import-untyped]
+
+from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace, Note
+
+__all__ = ["RecallHit", "RecallIndex", "RecallRecord", "recall_namespace", "tokenize"]
+
+_WORDS = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(STOPWORDS_EN_PLUS) | {"did", "does", "do", "what", "when", "who", "how"}
+_RRF_K = 60  # the usual reciprocal-rank constant: ranks matter, raw scores of either side do not
+
+
+def recall_namespace(namespace: Namespace) -> Namespace:
+    """The hidden namespace that holds a namespace's recall records."""
+    return (*namespace, "\x00recall")
+
+
+def _stem(word: str) -> str:
+    # Light suffix stripping so "paintings"/"painting"/"painted" meet; not a real stemmer.
+    for suffix in ("ings", "ing", "ies", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 terms of ``text``: lower-case words, stop words dropped, light stemming."""
+    return [_stem(w) for w in _WORDS.findall(text.lower()) if w not in _STOP]
+
+
+@dataclass(frozen=True)
+class RecallRecord:
+    """What is indexed for one message."""
+
+    seq: int
+    line: str
+    """What the primary reads: ``[8 May 2023] Jon: ...``."""
+    speaker: str
+    session: str
+    date: str
+    """Observation date, ISO (empty when unknown)."""
+    keys: tuple[str, ...] = ()
+    """Extra search keys: keywords, entities, resolved dates, facts."""
+
+    def document(self) -> str:
+        """The indexed text: the line, then its keys."""
+        return self.line if not self.keys else f"{self.line}\nKeys: {'; '.join(self.keys)}"
+
+
+@dataclass(frozen=True)
+class RecallHit:
+    """A recalled message and its fused score."""
+
+    seq: int
+    line: str
+    date: str
+    speaker: str
+    score: float
+
+
+@dataclass
+class _Bm25:
+    cursor: int
+    seqs: list[int]
+    hits: dict[int, RecallHit]
+    model: Any
+
+
+@dataclass
+class RecallIndex:
+    """Recall records of every namespace in one block store.
+
+    Args:
+        store: the block store whose notes hold the records.
+        candidates: how many records each ranking contributes before fusion.
+    """
+
+    store: ChromaBlockStore
+    candidates: int = 30
+    _bm25: dict[Namespace, _Bm25] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def add(self, namespace: Namespace, records: Sequence[RecallRecord]) -> list[str]:
+        """Index records (one note each); returns the note ids."""
+        if not records:
+            return []
+        metas: list[dict[str, Any] | None] = [
+            {
+                "kind": "recall",
+                "seq": r.seq,
+                "line": r.line,
+                "speaker": r.speaker,
+                "session": r.session,
+                "date": r.date,
+                "keys": list(r.keys),
+            }
+            for r in records
+        ]
+        docs = [r.document() for r in records]
+        ids = self.store.add_notes(recall_namespace(namespace), docs, metas)
+        with self._lock:
+            self._bm25.pop(namespace, None)
+        return ids
+
+    def all(self, namespace: Namespace, max_seq: int | None = None) -> list[RecallHit]:
+        """Every indexed message up to ``max_seq``, one per sequence number, oldest first."""
+        notes = self.store.list_notes(recall_namespace(namespace))
+        return sorted(_unique(notes, max_seq).values(), key=lambda h: h.seq)
+
+    def _bm25_for(self, namespace: Namespace, cursor: int) -> _Bm25:
+        with self._lock:
+            cached = self._bm25.get(namespace)
+        if cached is not None and cached.cursor == cursor:
+            return cached
+        hits = {h.seq: h for h in self.all(namespace, cursor)}
+        seqs = sorted(hits)
+        notes = self.store.list_notes(recall_namespace(namespace))
+        docs = {int(n.metadata.get("seq", -1)): n.text for n in notes}
+        corpus = [tokenize(docs.get(s, hits[s].line)) or ["\x00"] for s in seqs]
+        model: Any = None
+        if corpus:
+            model = bm25s.BM25()
+            model.index(corpus, show_progress=False)
+        built = _Bm25(cursor, seqs, hits, model)
+        with self._lock:
+            self._bm25[namespace] = built
+        return built
+
+    def search(
+        self,
+        namespace: Namespace,
+        query: str,
+        k: int = 10,
+        *,
+        max_seq: int,
+        vector: bool = True,
+        bm25: bool = True,
+    ) -> list[RecallHit]:
+        """The ``k`` messages that best match ``query``, best first.
+
+        Args:
+            namespace: whose recall memory.
+            query: the question or user message.
+            k: how many messages.
+            max_seq: the consolidation cursor; later records belong to an uncommitted batch.
+            vector: use the embedding ranking.
+            bm25: use the BM25 ranking.
+        """
+        if k <= 0 or not query.strip() or not (vector or bm25):
+            return []
+        fused: dict[int, float] = {}
+        hits: dict[int, RecallHit] = {}
+        if vector:
+            notes = self.store.search_notes(recall_namespace(namespace), query, self.candidates)
+            ranked = sorted(_unique(notes, max_seq).values(), key=lambda h: -h.score)
+            for rank, hit in enumerate(ranked):
+                fused[hit.seq] = fused.get(hit.seq, 0.0) + 1.0 / (_RRF_K + rank)
+                hits[hit.seq] = hit
+        if bm25:
+            index = self._bm25_for(namespace, max_seq)
+            terms = tokenize(query)
+            if index.model is not None and terms:
+                n = min(self.candidates, len(index.seqs))
+                docs, scores = index.model.retrieve([terms], k=n, show_progress=False)
+                rank = 0
+                for doc, score in zip(docs[0], scores[0], strict=True):
+                    if float(score) <= 0.0:
+                        continue
+                    seq = index.seqs[int(doc)]
+                    fused[seq] = fused.get(seq, 0.0) + 1.0 / (_RRF_K + rank)
+                    hits.setdefault(seq, index.hits[seq])
+                    rank += 1
+        best = sorted(fused, key=lambda s: -fused[s])[:k]
+        return [
+            RecallHit(hits[s].seq, hits[s].line, hits[s].date, hits[s].speaker, fused[s])
+            for s in best
+        ]
+
+
+def _unique(notes: Sequence[Note], max_seq: int | None) -> dict[int, RecallHit]:
+    """One hit per sequence number (a re-run after a crash may have indexed a message twice)."""
+    out: dict[int, RecallHit] = {}
+    for n in notes:
+        meta = n.metadata
+        if meta.get("kind") != "recall":
+            continue
+        seq = int(meta.get("seq", -1))
+        if seq < 0 or (max_seq is not None and seq > max_seq):
+            continue
+        hit = RecallHit(
+            seq,
+            str(meta.get("line", n.text)),
+            str(meta.get("date", "")),
+            str(meta.get("speaker", "")),
+            n.score,
+        )
+        if seq not in out or hit.score > out[seq].score:
+            out[seq] = hit
+    return out

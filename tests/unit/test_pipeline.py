@@ -1,0 +1,169 @@
+"""The consolidation pipeline: dates, attribution, recall, facts, and one run end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from sleeptime_agent import ChromaBlockStore, MemoryBlock
+from sleeptime_agent.pipeline.consolidator import PipelineConsolidator
+from sleeptime_agent.pipeline.dates import format_day, parse_date, resolve_relative
+from sleeptime_agent.pipeline.enrich import grounded
+from sleeptime_agent.pipeline.render import observe, third_person
+from sleeptime_agent.storage.facts import Fact, FactStore
+from sleeptime_agent.storage.recall import RecallIndex, RecallRecord, tokenize
+from sleeptime_agent.storage.transcript import TranscriptMessage
+from sleeptime_agent.testing import HashingEmbeddings, ScriptedChatModel, tool_call
+
+NS = ("u1",)
+MAY8 = datetime(2023, 5, 8, 13, 56)
+
+
+def _store() -> ChromaBlockStore:
+    return ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+
+
+def _msg(seq: int, role: str, text: str) -> TranscriptMessage:
+    return TranscriptMessage(seq, "t", role, text, datetime(2024, 1, 1, tzinfo=UTC))
+
+
+def test_session_dates_parse_in_both_benchmark_formats() -> None:
+    assert parse_date("1:56 pm on 8 May, 2023") == MAY8
+    assert parse_date("2023/05/21 (Sun) 19:50") == datetime(2023, 5, 21, 19, 50)
+
+
+def test_unparseable_date_is_none() -> None:
+    assert parse_date("sometime after the flood") is None
+    assert parse_date("") is None
+
+
+def test_yesterday_resolves_against_the_session_date_not_today() -> None:
+    (found,) = resolve_relative("I went to a support group yesterday.", MAY8)
+    assert found.text == "7 May 2023"
+
+
+def test_relative_phrases_keep_their_granularity() -> None:
+    texts = {
+        "We went camping last week.": "the week before 8 May 2023",
+        "I start next month.": "June 2023",
+        "We won a competition last year.": "2022",
+    }
+    for text, expected in texts.items():
+        assert [r.text for r in resolve_relative(text, MAY8)] == [expected]
+
+
+def test_weekday_names_and_may_are_not_dates() -> None:
+    assert resolve_relative("We may go there now.", MAY8) == []
+
+
+def test_third_person_names_the_speaker_and_the_listener() -> None:
+    out = third_person("I'm sad, I love my dog. Do you like yours?", "Jon", "Gina")
+    assert out == "Jon is sad, Jon loves Jon's dog. Do Gina like Gina's?"
+
+
+def test_observe_dates_messages_by_their_session_header() -> None:
+    msgs = [
+        _msg(1, "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---"),
+        _msg(2, "Caroline", "I went to a support group yesterday."),
+        _msg(3, "Melanie", "Wow, how was it?"),
+    ]
+    first, second = observe(msgs)
+    assert first.line() == (
+        "[8 May 2023] Caroline: Caroline went to a support group yesterday (7 May 2023)."
+    )
+    assert second.speaker == "Melanie"
+
+
+def test_observe_without_header_uses_the_recorded_time() -> None:
+    (obs,) = observe([_msg(1, "user", "I moved to Gdansk yesterday.")], names={"user": "Tomasz"})
+    assert obs.day == format_day(datetime(2024, 1, 1))
+    assert "Tomasz moved to Gdansk yesterday (31 December 2023)" in obs.rendered
+
+
+def test_grounded_refuses_words_not_in_the_message() -> None:
+    assert grounded("Jon lost his job as a banker", "Jon lost Jon's job as a banker", names=["Jon"])
+    assert not grounded("Ana moved to Porto for a nursing job", "Jon likes dancing")
+
+
+def test_recall_hybrid_search_finds_by_keys_and_hides_uncommitted() -> None:
+    recall = RecallIndex(_store())
+    recall.add(
+        NS,
+        [
+            RecallRecord(1, "[8 May 2023] Jon: Jon lost Jon's job.", "Jon", "t", "", ("banker",)),
+            RecallRecord(2, "[8 May 2023] Gina: Gina opened a store.", "Gina", "t", ""),
+            RecallRecord(3, "[9 May 2023] Jon: Jon went to Paris.", "Jon", "t", ""),
+        ],
+    )
+    hits = recall.search(NS, "When did Jon lose his banker job?", 2, max_seq=3)
+    assert hits[0].seq == 1
+    assert all(h.seq <= 2 for h in recall.search(NS, "Paris", 3, max_seq=2))
+
+
+def test_recall_keeps_one_record_per_message_after_a_rerun() -> None:
+    recall = RecallIndex(_store())
+    rec = RecallRecord(1, "Jon: Jon dances.", "Jon", "t", "")
+    recall.add(NS, [rec])
+    recall.add(NS, [rec])
+    assert [h.seq for h in recall.all(NS)] == [1]
+
+
+def test_tokenize_drops_stop_words_and_stems() -> None:
+    assert tokenize("What paintings did she paint?") == ["paint", "paint"]
+
+
+def test_facts_skip_near_duplicates_and_superseded() -> None:
+    facts = FactStore(_store())
+    (old,) = facts.add(NS, [Fact("Jon lives in Paris.", "Jon", sources=(1,))])
+    assert facts.add(NS, [Fact("Jon lives in Paris.", "Jon", sources=(2,))]) == []
+    facts.add(NS, [Fact("Jon lives in Rome now.", "Jon", sources=(3,), supersedes=(old.id,))])
+    assert [f.text for f in facts.all(NS)] == ["Jon lives in Rome now."]
+    assert [f.text for f in facts.search(NS, "Where does Jon live?", 3, max_seq=3)] == [
+        "Jon lives in Rome now."
+    ]
+
+
+def test_facts_past_the_cursor_are_not_read() -> None:
+    facts = FactStore(_store())
+    facts.add(NS, [Fact("Jon lives in Paris.", "Jon", sources=(5,))])
+    assert facts.search(NS, "Where does Jon live?", 3, max_seq=4) == []
+
+
+def _run(con: PipelineConsolidator) -> None:
+    asyncio.run(con.arun_until_caught_up(NS))
+
+
+def test_code_only_run_indexes_every_message_and_moves_the_cursor() -> None:
+    store = _store()
+    con = PipelineConsolidator(store, ScriptedChatModel(), keywords=False, max_transcript_chars=60)
+    con.transcript.append(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
+    con.transcript.append(NS, "t", "user", "I adopted a cat named Miso yesterday.")
+    con.transcript.append(NS, "t", "assistant", "Congratulations on Miso!")
+    _run(con)
+    assert con.transcript.cursor(NS).seq == 3
+    lines = [h.line for h in con.recall.all(NS)]
+    assert lines[0] == (
+        "[8 May 2023] the user: The user adopted a cat named Miso yesterday (7 May 2023)."
+    )
+    assert len(lines) == 2
+
+
+def test_model_layers_add_keys_facts_and_a_profile_block() -> None:
+    store = _store()
+    model = ScriptedChatModel(
+        replies=[
+            tool_call("labels", keywords=["cat", "Miso"], entities=["Miso"]),
+            tool_call("facts", facts=[{"about": "the user", "fact": "The user adopted a cat."}]),
+        ]
+    )
+    human = MemoryBlock(label="human", value="", limit=500)
+    con = PipelineConsolidator(store, model, blocks=[human], keywords=True, facts=True)
+    con.transcript.append(NS, "t", "user", "I adopted a cat named Miso.")
+    _run(con)
+    (hit,) = con.recall.all(NS)
+    assert hit.seq == 1
+    (fact,) = con.fact_store.all(NS)
+    assert fact.subject == "the user"
+    block = store.get_block(NS, "human")
+    assert block is not None
+    assert "The user adopted a cat." in block.value
