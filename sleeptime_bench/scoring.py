@@ -372,6 +372,12 @@ def _refuses(text: str) -> bool:
     return any(p in first for p in REFUSAL_PHRASES)
 
 
+def _polar(text: str) -> str | None:
+    """``"yes"``/``"no"`` when ``text`` opens with that word (``"No, you did not ..."``)."""
+    first = re.match(r"\s*(yes|no)\b", text.lower())
+    return first.group(1) if first else None
+
+
 def _match_one(prediction: str, gold: str, recall_threshold: float) -> bool:
     pred = _lme_tokens(prediction)
     gold_tokens = _lme_tokens(gold)
@@ -429,6 +435,11 @@ def judge_longmemeval(
     if question_id.endswith("_abs"):
         return any(p in low for p in REFUSAL_PHRASES)
     gold = str(answer)
+    polar = _polar(gold)
+    if polar is not None:
+        # A yes/no gold ("No, you did not visit with a friend.") is answered by the polarity,
+        # however the rest is phrased ("No, you didn't go with anyone." was judged wrong).
+        return _polar(low) == polar
     if _refuses(low) and not _refuses(gold.lower()):
         return False  # "You did not mention X. You mentioned Luna, ..." is not the answer "Luna"
     return any(_match_one(low, alt, recall_threshold) for alt in _gold_alternatives(gold))
