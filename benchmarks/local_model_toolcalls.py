@@ -25,7 +25,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 
-from sleeptime_agent.local.chat_model import LocalChatModel
+from sleeptime_agent.local import LocalChatModel
 
 
 @tool

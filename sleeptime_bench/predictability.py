@@ -52,7 +52,7 @@ def local_logprob(threads: int | None = None) -> LogprobFn:
         A function of ``(context, question)`` giving one log-probability per question token
         (the question is scored with a leading space, as it follows the context).
     """
-    from sleeptime_agent.local.chat_model import LocalChatModel
+    from sleeptime_agent.local import LocalChatModel
     from sleeptime_bench.logprobs import forced_logprobs
 
     model = LocalChatModel() if threads is None else LocalChatModel(n_threads=threads)

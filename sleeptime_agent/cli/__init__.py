@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.util import find_spec
 from typing import Any
 
 from sleeptime_agent.cli import chat, letta, memory
@@ -20,6 +21,7 @@ from sleeptime_agent.errors import (
     BlockNotFound,
     ConfigurationError,
     MemoryUnavailable,
+    MissingExtra,
     ReadOnlyBlock,
     SleeptimeError,
     VersionConflict,
@@ -57,26 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_BENCH_HINT = 'sleeptime bench needs the `bench` extra: pip install "sleeptime-agent[bench]"'
-
-
 def _register_bench(sub: Any) -> None:
-    """``sleeptime bench`` comes from the separate ``sleeptime_bench`` package when installed."""
+    """``sleeptime bench`` comes from the ``sleeptime_bench`` package when its extra is installed.
+
+    Without the extra, ``bench`` is still listed and says how to install it. Any other import
+    error inside the harness is a bug and propagates (no silently missing subcommand).
+    """
     try:
         from sleeptime_bench.cli import register
-    except ImportError as exc:
-        missing = exc.name or "sleeptime_bench"
-        p = sub.add_parser(
-            "bench", help="benchmarks (needs the `bench` extra)", description=_BENCH_HINT
-        )
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(func=lambda _args: _missing_bench(missing))
+    except MissingExtra as exc:
+        hint = str(exc)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "sleeptime_bench" or find_spec("sleeptime_bench"):
+            raise
+        hint = str(MissingExtra("bench", "sleeptime_bench"))
+    else:
+        register(sub)
         return
-    register(sub)
+    p = sub.add_parser("bench", help="benchmarks (needs the `bench` extra)", description=hint)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=lambda _args: _missing_bench(hint))
 
 
-def _missing_bench(missing: str) -> int:
-    raise ConfigurationError(f"{_BENCH_HINT} (cannot import {missing})")
+def _missing_bench(hint: str) -> int:
+    raise ConfigurationError(f"sleeptime bench: {hint}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

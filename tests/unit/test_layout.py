@@ -72,11 +72,14 @@ def test_lazy_local_chat_model_name_still_imports() -> None:
     assert sleeptime_agent.LocalChatModel is LocalChatModel
 
 
-def test_bench_without_its_extra_exits_3_with_the_hint() -> None:
+@pytest.mark.parametrize("blocked", ["sleeptime_bench", "matplotlib"])
+def test_bench_without_its_extra_exits_3_with_the_hint(blocked: str) -> None:
+    """Blocked package: harness not installed; blocked matplotlib: installed, extra missing."""
     out = _python(
-        "import sys; sys.modules['sleeptime_bench'] = None\n"
+        f"import sys; sys.modules[{blocked!r}] = None\n"
         "from sleeptime_agent.cli import main\n"
         "sys.exit(main(['bench', 'locomo', '--limit', '1']))\n"
     )
     assert out.returncode == 3, out.stderr
-    assert 'pip install "sleeptime-agent[bench]"' in out.stderr
+    assert "pip install 'sleeptime-agent[bench]'" in out.stderr
+    assert "Traceback" not in out.stderr

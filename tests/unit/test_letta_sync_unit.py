@@ -105,11 +105,6 @@ def client(fake: FakeLetta) -> Letta:
 
 
 @pytest.fixture
-def store() -> ChromaBlockStore:
-    return ChromaBlockStore.ephemeral()
-
-
-@pytest.fixture
 def bridge(store: ChromaBlockStore, client: Letta) -> LettaBridge:
     return LettaBridge(store, client, namespace=NS)
 

@@ -6,30 +6,9 @@ import random
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.storage.block_store import ChromaBlockStore
+from sleeptime_agent.testing import TRICKY_NAMESPACE_PARTS
 
-TRICKY = [
-    "a",
-    "ab",
-    "a.b",
-    "a/b",
-    "a\\b",
-    'a"b',
-    "a'b",
-    "a,b",
-    "a:b",
-    "a|b",
-    '["a"]',
-    "a b",
-    "ünï",
-    "用户",
-    "🙂",
-    "a\x00b",
-    "a\nb",
-    "%",
-    "*",
-    "$eq",
-    "x" * 500,
-]
+TRICKY = TRICKY_NAMESPACE_PARTS
 
 
 def test_fuzzed_namespaces_never_leak() -> None:

@@ -41,11 +41,6 @@ NOTES = {"label": "notes", "value": "", "limit": 1000}  # no description, empty 
 
 
 @pytest.fixture
-def store() -> ChromaBlockStore:
-    return ChromaBlockStore.ephemeral()
-
-
-@pytest.fixture
 def bridge(store: ChromaBlockStore, letta: Letta) -> LettaBridge:
     return LettaBridge(store, letta, namespace=NS)
 
