@@ -9,6 +9,10 @@
 ``SLEEPTIME_CHROMA_URL``        a Chroma server (``http://host:port``) instead of the
                                 embedded store; required once several processes share memory
 ``SLEEPTIME_POSTGRES_URI``      a Postgres checkpointer for the server graph (optional)
+``SLEEPTIME_EVERY_N_TURNS``     the server graph's sleep-time schedule: a run after every N
+                                turns of a user (default 1); 0 turns background runs off
+``SLEEPTIME_CONSOLIDATION``     how the server graph consolidates (``pipeline`` or
+                                ``tool-loop``; default: SleeptimeMemory's)
 ``SLEEPTIME_DATA``              evaluation data for ``sleeptime bench`` (``../shared/data``)
 ``LETTA_BASE_URL``              the Letta server the bridge talks to
 ``LETTA_API_KEY``               its API key (Letta Cloud)
@@ -25,7 +29,9 @@ from pathlib import Path
 
 __all__ = [
     "CHROMA_URL_ENV",
+    "CONSOLIDATION_ENV",
     "DATA_ENV",
+    "EVERY_N_TURNS_ENV",
     "HOME_ENV",
     "LETTA_API_KEY_ENV",
     "LETTA_BASE_URL_ENV",
@@ -34,9 +40,11 @@ __all__ = [
     "SLEEPTIME_MODEL_ENV",
     "USER_ENV",
     "chroma_url",
+    "consolidation",
     "data_path",
     "default_store_path",
     "env",
+    "every_n_turns",
     "letta_api_key",
     "letta_base_url",
     "model_spec",
@@ -51,6 +59,8 @@ SLEEPTIME_MODEL_ENV = "SLEEPTIME_SLEEPTIME_MODEL"
 USER_ENV = "SLEEPTIME_USER"
 CHROMA_URL_ENV = "SLEEPTIME_CHROMA_URL"
 POSTGRES_URI_ENV = "SLEEPTIME_POSTGRES_URI"
+EVERY_N_TURNS_ENV = "SLEEPTIME_EVERY_N_TURNS"
+CONSOLIDATION_ENV = "SLEEPTIME_CONSOLIDATION"
 DATA_ENV = "SLEEPTIME_DATA"
 LETTA_BASE_URL_ENV = "LETTA_BASE_URL"
 LETTA_API_KEY_ENV = "LETTA_API_KEY"
@@ -90,6 +100,31 @@ def chroma_url() -> str | None:
 def postgres_uri() -> str | None:
     """The Postgres connection string of the server graph's checkpointer, if any."""
     return env(POSTGRES_URI_ENV)
+
+
+def consolidation() -> str | None:
+    """The server graph's consolidation (``pipeline`` / ``tool-loop``), if set."""
+    return env(CONSOLIDATION_ENV)
+
+
+def every_n_turns() -> int:
+    """Turns of a user between sleep-time runs of the server graph (0: no background runs).
+
+    Raises:
+        ConfigurationError: The value is not a whole number >= 0.
+    """
+    value = env(EVERY_N_TURNS_ENV)
+    if value is None:
+        return 1
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        from sleeptime_agent.errors import ConfigurationError
+
+        raise ConfigurationError(f"{EVERY_N_TURNS_ENV} must be a whole number >= 0, got {value!r}")
+    return n
 
 
 def data_path() -> Path | None:

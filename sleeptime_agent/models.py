@@ -1,4 +1,4 @@
-"""Model resolution: ``"local"``, ``"provider:model"``, a chat model object, or an env var.
+"""Model resolution: ``"local"``, ``"provider:model"``, ``"scripted:..."``, a model, or an env var.
 
 Both agents take a model spec. ``None`` falls back to an environment variable
 (:data:`PRIMARY_MODEL_ENV` for the primary agent, :data:`SLEEPTIME_MODEL_ENV` for the sleep-time
@@ -13,12 +13,16 @@ from langchain_core.language_models import BaseChatModel
 
 from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model_spec
 from sleeptime_agent.errors import ConfigurationError
+from sleeptime_agent.testing import SCRIPTED_PREFIX, scripted_model
 
 __all__ = ["LOCAL_MODEL", "PRIMARY_MODEL_ENV", "SLEEPTIME_MODEL_ENV", "resolve_model"]
 
 LOCAL_MODEL = "local"
 
-_SPEC_HINT = "use 'local' or 'provider:model', e.g. 'openai:gpt-4o-mini'"
+_SPEC_HINT = (
+    "use 'local', 'provider:model' (e.g. 'openai:gpt-4o-mini') or 'scripted:recall' / "
+    "'scripted:memorize' (tests)"
+)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -33,7 +37,9 @@ def resolve_model(
 
     Args:
         spec: A chat model (returned as is), ``"local"``, ``"provider:model"`` (anything
-            ``langchain.chat_models.init_chat_model`` accepts), or ``None`` to read ``env_var``.
+            ``langchain.chat_models.init_chat_model`` accepts), ``"scripted:<behaviour>"``
+            (a scripted test model, see :func:`~sleeptime_agent.testing.scripted_model`), or
+            ``None`` to read ``env_var``.
         env_var: Environment variable consulted when ``spec`` is ``None``; unset or empty means
             ``"local"``.
 
@@ -53,6 +59,11 @@ def resolve_model(
         return LocalChatModel()
     if not spec:
         raise ConfigurationError(f"empty model spec: {_SPEC_HINT}")
+    if spec.startswith(SCRIPTED_PREFIX):
+        try:
+            return scripted_model(spec)
+        except ValueError as exc:
+            raise ConfigurationError(f"bad scripted model spec {spec!r}: {exc}") from exc
 
     from langchain.chat_models import init_chat_model
 

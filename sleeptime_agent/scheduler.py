@@ -10,6 +10,7 @@ turns that arrive during a run are coalesced into the next one.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -119,7 +120,13 @@ class SleeptimeScheduler:
         """Count one finished primary turn; returns at once."""
         if self._closed:
             return
-        self._loop.call_soon_threadsafe(self._on_turn, namespace, False)
+        # An empty context: call_soon_threadsafe would otherwise copy the caller's, and a run
+        # started from it would inherit the user's run (LangGraph's runnable config, callbacks,
+        # stream writer): under LangGraph Server the sleep-time graph then ran as a child of
+        # the finished turn and failed on locks of the server's event loop.
+        self._loop.call_soon_threadsafe(
+            self._on_turn, namespace, False, context=contextvars.Context()
+        )
 
     def flush(self, namespace: Namespace | None = None) -> None:
         """Start runs now for namespaces with turns not yet consolidated (ignores N and delay)."""
@@ -132,7 +139,7 @@ class SleeptimeScheduler:
                 if self._turns.get(ns, 0) > 0:
                     self._on_turn(ns, True, count=False)
 
-        self._loop.call_soon_threadsafe(go)
+        self._loop.call_soon_threadsafe(go, context=contextvars.Context())  # see notify()
 
     async def wait_idle(self, timeout: float | None = None) -> None:
         """Wait until no run is pending or in flight (from any event loop)."""

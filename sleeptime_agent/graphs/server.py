@@ -6,7 +6,22 @@ path, so it imports the package absolutely. Configuration comes from the environ
 * ``SLEEPTIME_MODEL``: the primary model, ``local`` (default) or ``provider:model``;
 * ``SLEEPTIME_SLEEPTIME_MODEL``: the sleep-time model (default: the primary one);
 * ``SLEEPTIME_CHROMA_URL``: a Chroma server (``http://host:port``), required as soon as more than
-  one process serves the graph; without it, the embedded store under ``$SLEEPTIME_HOME``.
+  one process serves the graph; without it, the embedded store under ``$SLEEPTIME_HOME``;
+* ``SLEEPTIME_EVERY_N_TURNS``: a sleep-time run after every N turns of a user (default 1; 0
+  turns background runs off, e.g. to consolidate from a scheduled job instead);
+* ``SLEEPTIME_CONSOLIDATION``: ``pipeline`` or ``tool-loop`` (default: SleeptimeMemory's); the
+  scripted test model ``scripted:memorize`` speaks the tool loop.
+
+Checkpoints in Postgres: add ``"checkpointer": {"backend": "custom", "path":
+"./sleeptime_agent/graphs/checkpointer.py:postgres_checkpointer"}`` to ``langgraph.json`` and set
+``SLEEPTIME_POSTGRES_URI`` (see :mod:`sleeptime_agent.graphs.checkpointer`).
+
+The sleep-time scheduler runs in a thread of the server process. Two things tie it to the
+process's life: at exit it cancels in-flight runs before the interpreter closes its thread pools
+(a cancelled run moves no cursor and releases its lease, so the next process takes the namespace
+at once instead of after ``lease_seconds``); at start it schedules a run for every user whose
+transcript is ahead of the cursor (turns acknowledged just before a restart are consolidated
+without waiting for that user's next turn).
 
 Building the graph loads no model: the local model is loaded on its first call, and provider
 models only create their clients. The server supplies the checkpointer (Postgres in a
@@ -18,6 +33,10 @@ has not consolidated from the durable transcript in Chroma, not from the checkpo
 
 from __future__ import annotations
 
+import logging
+import threading
+from typing import Any
+
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 
@@ -25,15 +44,22 @@ from sleeptime_agent.config import (
     PRIMARY_MODEL_ENV,
     SLEEPTIME_MODEL_ENV,
     chroma_url,
+    consolidation,
     default_store_path,
+    every_n_turns,
     model_spec,
 )
 from sleeptime_agent.graphs.chat import ChatState, build_chat_graph
 from sleeptime_agent.memory import SleeptimeMemory
 from sleeptime_agent.models import resolve_model
+from sleeptime_agent.scheduler import SleeptimeScheduler
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 
-__all__ = ["graph", "make_graph", "make_memory", "memory"]
+__all__ = ["catch_up", "graph", "make_graph", "make_memory", "memory"]
+
+log = logging.getLogger(__name__)
+
+_NEVER = 10**9  # every_n_turns that never fires: background runs off
 
 
 def make_memory(primary: BaseChatModel | None = None) -> SleeptimeMemory:
@@ -45,7 +71,11 @@ def make_memory(primary: BaseChatModel | None = None) -> SleeptimeMemory:
     store = (
         ChromaBlockStore.from_url(url) if url else ChromaBlockStore.persistent(default_store_path())
     )
-    return SleeptimeMemory(store, sleeptime_model)
+    n = every_n_turns()
+    options: dict[str, Any] = {"consolidation": c} if (c := consolidation()) else {}
+    return SleeptimeMemory(
+        store, sleeptime_model, scheduler=SleeptimeScheduler(n or _NEVER), **options
+    )
 
 
 def make_graph(
@@ -55,7 +85,40 @@ def make_graph(
     return build_chat_graph(primary, mem, name="sleeptime_chat")
 
 
+def catch_up(mem: SleeptimeMemory) -> int:
+    """Schedule a run for every namespace whose transcript is ahead of its cursor.
+
+    Returns how many were scheduled. Reads every transcript message's metadata once.
+    """
+    if mem.scheduler.every_n_turns >= _NEVER:
+        return 0
+    behind = 0
+    for namespace in mem.transcript.namespaces():
+        if mem.transcript.last_seq(namespace) > mem.transcript.cursor(namespace).seq:
+            mem.scheduler.notify(namespace)
+            mem.scheduler.flush(namespace)  # now, whatever every_n_turns says
+            behind += 1
+    return behind
+
+
+def _catch_up_in_background(mem: SleeptimeMemory) -> None:
+    def run() -> None:
+        try:
+            n = catch_up(mem)
+            if n:
+                log.info("scheduled sleep-time runs for %d namespaces left behind", n)
+        except Exception:  # memory unreachable at start: the next turns catch up
+            log.exception("startup catch-up of sleep-time runs failed")
+
+    threading.Thread(target=run, name="sleeptime-catch-up", daemon=True).start()
+
+
 _primary = resolve_model(None, env_var=PRIMARY_MODEL_ENV)
 #: The memory behind :data:`graph` (its scheduler, ledger and store).
 memory = make_memory(_primary)
 graph = make_graph(_primary, memory)
+# LangGraph Server never tells a graph that it stops. Threading's exit hooks run before the
+# interpreter shuts down its thread pools (concurrent.futures registers its own the same way),
+# so the in-flight runs can still release their leases; atexit would run too late.
+threading._register_atexit(lambda: memory.scheduler.shutdown(wait=False))  # type: ignore[attr-defined]
+_catch_up_in_background(memory)

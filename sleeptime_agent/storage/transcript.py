@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,6 +118,13 @@ class Transcript:
         ]
         msgs.sort(key=lambda m: m.seq)
         return msgs[:limit] if limit is not None else msgs
+
+    def namespaces(self) -> list[Namespace]:
+        """Every namespace with a message, sorted (reads every message's metadata once)."""
+        with map_backend_errors(self.store.describe):
+            got = self._col.get(include=["metadatas"])
+        keys = {str(m["ns"]) for m in got["metadatas"] or [] if m and "ns" in m}
+        return sorted(tuple(json.loads(k)) for k in keys)
 
     def last_seq(self, namespace: Namespace) -> int:
         """The highest sequence number written so far (0 if none)."""
