@@ -106,7 +106,7 @@ def _last_boxed(text: str) -> str | None:
     return text[start:]  # unclosed: take the rest
 
 
-def extract_answer(text: str | None) -> float | None:
+def extract_answer(text: str | None, *, last_number: bool = True) -> float | None:
     r"""Extract the final numeric answer from a model's output.
 
     In order of precedence: the last ``\boxed{...}`` (``\boxed{\$45}``, ``\boxed{45\%}``,
@@ -117,9 +117,12 @@ def extract_answer(text: str | None) -> float | None:
 
     Args:
         text: The model's output.
+        last_number: Fall back to the last number in the text. Off for an answer cut off by
+            its token cap: its last number is whatever it was writing when stopped (a list
+            marker ``"3."``, an intermediate ``"= 20"``), not an answer.
 
     Returns:
-        The answer, or ``None`` when the text has no number.
+        The answer, or ``None`` when the text has no (explicit, without ``last_number``) one.
     """
     if not text:
         return None
@@ -132,6 +135,8 @@ def extract_answer(text: str | None) -> float | None:
             value = parse_number(matches[-1].group(1))
             if value is not None:
                 return value
+    if not last_number:
+        return None
     found = _NUM_RE.findall(text)
     return float(found[-1].replace(",", "")) if found else None
 

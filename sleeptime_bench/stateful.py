@@ -1,4 +1,8 @@
-"""``sleeptime bench stateful-gsm|stateful-aime``: the paper's test-time vs sleep-time trade.
+"""``sleeptime bench stateful-gsm|stateful-gsm-p1|stateful-gsm-symbolic|stateful-aime``.
+
+The paper's test-time vs sleep-time trade. ``stateful-gsm`` runs Apple's shipped P2 instances;
+``stateful-gsm-p1`` and ``stateful-gsm-symbolic`` generate P1 and base-set instances from the
+templates at run time (:mod:`sleeptime_bench.gsm_symbolic`, fixed ``--seed``, never written).
 
 Each problem is split into a context and a question. Conditions, per item:
 
@@ -42,11 +46,21 @@ from sleeptime_agent.models import resolve_model
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_bench.cost import BudgetMatch, BudgetPoint, matched_budget
 from sleeptime_bench.data import StatefulItem, data_dir, load_aime, load_gsm_p2
+from sleeptime_bench.gsm_symbolic import load_gsm_symbolic
+from sleeptime_bench.gsm_templates import Split
 from sleeptime_bench.paths import OUT_HELP, default_out
 from sleeptime_bench.plots import plot_pareto, plot_scaling
 from sleeptime_bench.report import command_line, write_report
 from sleeptime_bench.results import ConditionSummary, ResultRecord, ResultsFile, summarize
-from sleeptime_bench.scoring import extract_answer, mentions_number, score_aime, score_gsm
+from sleeptime_bench.scoring import extract_answer, mentions_number, score_aime
+from sleeptime_bench.stateful_protocol import (
+    MAX_CUTOFF_SHARE,
+    cutoff_rates,
+    headline_ratio,
+    pair_evidence,
+    rescore,
+    score_capped,
+)
 from sleeptime_bench.stateful_qa import (
     Notes,
     NotesWriter,
@@ -60,6 +74,11 @@ __all__ = [
     "BENCHMARKS",
     "RUNS_FILE",
     "DEFAULT_MAX_TOKENS",
+    "GENERATED",
+    "P1_MAX_TOKENS",
+    "REPORT_TEMPLATES",
+    "TUNING_TEMPLATES",
+    "protocol_headline",
     "SLEEP_FILE",
     "StatefulConfig",
     "condition_name",
@@ -76,7 +95,15 @@ SLEEP_FILE = "sleeptime.jsonl"
 RUNS_FILE = "runs.jsonl"
 #: Completion-token caps per verbosity level 0..4 (the answer-only level needs a handful).
 DEFAULT_MAX_TOKENS = (32, 64, 128, 192, 256)
-BENCHMARKS = ("stateful-gsm", "stateful-aime")
+#: Caps of the generated benchmarks: high enough that at most 10% of answers are cut off at the
+#: top budget (the first P2 caps cut off 95-99% there; picked on the P1 tuning run).
+P1_MAX_TOKENS = (64, 128, 256, 512, 768)
+BENCHMARKS = ("stateful-gsm", "stateful-gsm-p1", "stateful-gsm-symbolic", "stateful-aime")
+#: The generated GSM-Symbolic benchmarks and their template split.
+GENERATED: dict[str, Split] = {"stateful-gsm-p1": "p1", "stateful-gsm-symbolic": "symbolic"}
+#: Template ranges: prompts and caps are tuned on the first, the report runs on the second.
+TUNING_TEMPLATES = {"stateful-gsm": (0, 24), "stateful-gsm-p1": (0, 49)}
+REPORT_TEMPLATES = {"stateful-gsm": (25, 49), "stateful-gsm-p1": (50, 99)}
 
 
 @dataclass(kw_only=True)
@@ -84,13 +111,17 @@ class StatefulConfig:
     """Settings of one stateful benchmark run (the CLI options)."""
 
     bench: str = "stateful-gsm"
-    """``stateful-gsm`` or ``stateful-aime``."""
+    """One of :data:`BENCHMARKS`."""
     limit: int | None = None
     model: str = "local"
     out: Path = field(default_factory=lambda: Path(default_out("stateful-gsm")))
     data: str | None = None
     templates: tuple[int, ...] = tuple(range(25, 50))
-    """GSM-Symbolic templates (prompts were tuned on 0-24 only)."""
+    """GSM-Symbolic templates (P2: prompts were tuned on 0-24 only; P1: caps on 0-49)."""
+    seed: int = 0
+    """Generation seed of the P1 and base-set instances."""
+    tuning: str | None = None
+    """The committed tuning run this report's settings were picked on (recorded)."""
     verbosity: tuple[int, ...] = (0, 1, 2, 3, 4)
     ks: tuple[int, ...] = (1, 2, 5)
     max_tokens: tuple[int, ...] = DEFAULT_MAX_TOKENS
@@ -247,7 +278,6 @@ class _Runner:
             if len(samples) < k:
                 return  # a sample failed this run: the condition is retried on the next run
         notes = combine_notes([s.prediction for s in samples]) if samples else None
-        score = score_gsm if self.cfg.bench == "stateful-gsm" else score_aime
         cap = self.cfg.max_tokens[v] if v < len(self.cfg.max_tokens) else None
         base: dict[str, Any] = {
             "item_id": item.id,
@@ -280,12 +310,19 @@ class _Runner:
         except Exception as exc:  # recorded and retried on the next run
             self.answers.append({**base, "error": f"{type(exc).__name__}: {exc}"})
             return
+        cut = cap is not None and reply.completion_tokens >= cap
+        if self.cfg.bench == "stateful-aime":
+            right = score_aime(reply.text, item.answer)
+        else:
+            # A cut-off answer counts only with an explicit final answer (stateful_protocol).
+            right = score_capped(reply.text, item.answer, was_cut_off=cut)
         self.answers.append(
             {
                 **base,
-                "correct": score(reply.text, item.answer),
+                "correct": right,
+                "cut_off": cut,
                 "prediction": reply.text,
-                "extracted": extract_answer(reply.text),
+                "extracted": extract_answer(reply.text, last_number=not cut),
                 "testtime_completion_tokens": reply.completion_tokens,
                 "testtime_prompt_tokens": reply.prompt_tokens,
                 "wall_time_s": reply.wall_time_s,
@@ -366,6 +403,10 @@ def load_items(cfg: StatefulConfig) -> list[StatefulItem]:
     root = data_dir(cfg.data)
     if cfg.bench == "stateful-gsm":
         return load_gsm_p2(root, limit=cfg.limit, templates=cfg.templates)
+    if cfg.bench in GENERATED:
+        return load_gsm_symbolic(
+            root, GENERATED[cfg.bench], templates=cfg.templates, limit=cfg.limit, seed=cfg.seed
+        )
     items = load_aime(root)
     return items if cfg.limit is None else items[: cfg.limit]
 
@@ -479,22 +520,88 @@ def headline(summary: dict[str, ConditionSummary], k: int = 1) -> dict[str, Any]
     if not base or not sleep:
         return None
     match = _match_dict(matched_budget(base, sleep), summary, k)
-    # With accuracies near the floor every interval overlaps every other, and "the budget
-    # where accuracies match" is picked by noise; the report must say so next to the ratio.
-    rows = [
-        s
-        for s in summary.values()
-        if s.accuracy is not None and s.verbosity is not None and s.k in (None, k)
-    ]
-    lows = [s.ci_low for s in rows if s.ci_low is not None]
-    highs = [s.ci_high for s in rows if s.ci_high is not None]
-    match["accuracies_distinguishable"] = bool(lows and highs and max(lows) > min(highs))
-    if not match["accuracies_distinguishable"]:
+    # Only the matched pair counts: sleep-time at its budget against the baseline at the
+    # same budget (what the notes bought there). Any two conditions separating, which the
+    # first P2 report used, says nothing about this pair.
+    level = int(str(match["sleeptime"]["condition"]).rsplit("-v", 1)[1])
+    same = summary.get(condition_name(None, level))
+    s_row = summary[match["sleeptime"]["condition"]]
+    separated = bool(
+        same is not None
+        and None not in (same.ci_low, same.ci_high, s_row.ci_low, s_row.ci_high)
+        and (s_row.ci_low > same.ci_high or same.ci_low > s_row.ci_high)  # type: ignore[operator]
+    )
+    match["same_budget_baseline"] = same.condition if same is not None else None
+    match["accuracies_distinguishable"] = separated
+    if not separated:
         match["caveat"] = (
-            "the 95% intervals of all these conditions overlap: their accuracies cannot be "
-            "told apart at this n, so the matched budget, and the token ratio, are not evidence"
+            f"the 95% intervals of {s_row.condition} and {match['same_budget_baseline']} "
+            "overlap: the matched budget, and the token ratio, are not evidence"
         )
     return match
+
+
+def protocol_headline(
+    answers: Sequence[ResultRecord], verbosity: Sequence[int], k: int = 1
+) -> dict[str, Any]:
+    """The paper's headline under the corrected protocol (:mod:`.stateful_protocol`).
+
+    Tokens at equal accuracy are read off the interpolated accuracy-vs-tokens curves (the
+    baseline's best accuracy, over the tokens sleep-time needs for it), with an item-bootstrap
+    interval; the matched pair is sleep-time at the first budget reaching that accuracy against
+    the baseline at the same budget; the result is evidence only when that pair's intervals
+    separate and the ratio's interval excludes 1.
+
+    Args:
+        answers: Scored answer records (every condition of every reported item).
+        verbosity: The budgets both sides ran.
+        k: The sleep-time scale.
+
+    Returns:
+        ``equal_accuracy``, ``pairs`` (per budget), ``matched_pair``, ``evidence`` and
+        ``statement``.
+    """
+    base = [condition_name(None, v) for v in verbosity]
+    sleep = [condition_name(k, v) for v in verbosity]
+    ratio = headline_ratio(answers, base, sleep)
+    pairs = {
+        f"v{v}": pair_evidence(answers, b, s)
+        for v, b, s in zip(verbosity, base, sleep, strict=True)
+    }
+    matched = None
+    for v, s in zip(verbosity, sleep, strict=True):
+        acc = pairs[f"v{v}"][s]["accuracy"]
+        if ratio.get("target") is not None and acc is not None and acc >= ratio["target"]:
+            matched = f"v{v}"
+            break
+    lo = ratio.get("ci95", [None, None])[0]
+    separated = matched is not None and bool(pairs[matched]["separated"])
+    evidence = bool(separated and lo is not None and lo > 1 and ratio.get("ratio"))
+    if ratio.get("ratio") is None:
+        statement = (
+            "not evidence: sleep-time never reaches the baseline's best accuracy "
+            f"({ratio.get('target')}) on these items"
+        )
+    elif not separated:
+        statement = (
+            f"not evidence: at the matched budget ({matched}) the 95% intervals of sleep-time "
+            "and the baseline overlap"
+        )
+    elif not evidence:
+        statement = "not evidence: the ratio's bootstrap interval reaches 1"
+    else:
+        statement = (
+            f"evidence: sleep-time reaches the baseline's best accuracy with "
+            f"{ratio['ratio']:.1f}x fewer test-time tokens (95% CI {lo:.1f}-{ratio['ci95'][1]:.1f})"
+        )
+    return {
+        "k": k,
+        "equal_accuracy": ratio,
+        "pairs": pairs,
+        "matched_pair": matched,
+        "evidence": evidence,
+        "statement": statement,
+    }
 
 
 def _condition_rows(
@@ -560,6 +667,10 @@ def write_stateful_report(
     """
     ids = [it.id for it in items]
     answers, samples = load_results(cfg.out, ids)
+    if cfg.bench != "stateful-aime":
+        # Records written by the old scorer (last-number fallback on cut-off answers) are
+        # scored again with the corrected one; the stored predictions are unchanged.
+        answers = rescore(answers)
     summary = _order(summarize(answers))
     k_ids = ids if cfg.k_limit is None else ids[: cfg.k_limit]
     more = sorted(k for k in cfg.ks if k > 1)
@@ -602,8 +713,15 @@ def write_stateful_report(
             "k_combination": "samples 0..k-1 nested (sample 0 greedy, the rest at "
             "sleep_temperature); notes concatenated in order, duplicate lines dropped",
             "prompt_tuning": "prompts tuned on GSM-Symbolic P2 templates 0-24 only",
+            "tuning_run": cfg.tuning,
+            "scoring": "a cut-off answer (completion tokens = cap) counts only with an explicit "
+            "final answer (boxed, 'The answer is N', '#### N'), never its last number",
             "reductions": reductions,
         },
+        "protocol_headline": protocol_headline(
+            [r for r in answers if r.item_id in set(ids)], cfg.verbosity
+        ),
+        "cutoff": _cutoff_report(cfg, answers),
         "headline": headline(summary, 1),
         "headline_per_k": {f"k{k}": headline(subset, k) for k in sorted(cfg.ks)} if more else {},
         "conditions": _condition_rows(summary, answers),
@@ -641,12 +759,33 @@ def write_stateful_report(
     return write_report(cfg.out, cfg.bench, data)
 
 
+def _cutoff_report(cfg: StatefulConfig, answers: Sequence[ResultRecord]) -> dict[str, Any]:
+    """Cut-off rates per condition and whether the top budget keeps under the protocol limit."""
+    rates = cutoff_rates(answers)
+    top = max(cfg.verbosity) if cfg.verbosity else None
+    at_top = {
+        c: r["share"]
+        for c, r in rates.items()
+        if top is not None and c.endswith(f"-v{top}") and r["share"] is not None
+    }
+    return {
+        "per_condition": rates,
+        "top_budget": f"v{top}",
+        "max_share_allowed": MAX_CUTOFF_SHARE,
+        "top_budget_within_limit": bool(at_top) and max(at_top.values()) <= MAX_CUTOFF_SHARE,
+    }
+
+
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
 def _title(cfg: StatefulConfig, n: int, what: str = "accuracy vs test-time tokens") -> str:
-    name = "Stateful GSM-Symbolic P2" if cfg.bench == "stateful-gsm" else "Stateful AIME"
+    name = {
+        "stateful-gsm": "Stateful GSM-Symbolic P2",
+        "stateful-gsm-p1": "Stateful GSM-Symbolic P1",
+        "stateful-gsm-symbolic": "Stateful GSM-Symbolic",
+    }.get(cfg.bench, "Stateful AIME")
     return f"{name} ({cfg.model}, n={n}): {what}"
 
 
@@ -709,9 +848,11 @@ def _runs(out: Path) -> list[dict[str, Any]]:
 
 
 def register(sub: Any) -> None:
-    """Add ``sleeptime bench stateful-gsm`` and ``stateful-aime``."""
+    """Add ``sleeptime bench stateful-gsm``, ``-gsm-p1``, ``-gsm-symbolic`` and ``-aime``."""
     for name, what in (
         ("stateful-gsm", "Stateful GSM-Symbolic P2"),
+        ("stateful-gsm-p1", "Stateful GSM-Symbolic P1 (generated from the templates)"),
+        ("stateful-gsm-symbolic", "Stateful GSM-Symbolic base set (generated)"),
         ("stateful-aime", "Stateful AIME 2024-2025"),
     ):
         p = sub.add_parser(
@@ -724,17 +865,23 @@ def register(sub: Any) -> None:
         p.add_argument("--model", default="local", help="'local' (default) or provider:model")
         p.add_argument("--out", default=default_out(name), help=OUT_HELP)
         p.add_argument("--data", default=None, help="evaluation data directory")
-        if name == "stateful-gsm":
+        if name != "stateful-aime":
+            lo, hi = REPORT_TEMPLATES.get(name, (0, 99))
+            tuned = TUNING_TEMPLATES.get(name)
             p.add_argument(
                 "--templates",
-                default="25-49",
-                help="GSM-Symbolic templates A-B (default 25-49; prompts were tuned on 0-24)",
+                default=f"{lo}-{hi}",
+                help=f"GSM-Symbolic templates A-B (default {lo}-{hi}"
+                + (f"; tuned on {tuned[0]}-{tuned[1]})" if tuned else ")"),
             )
+        if name in GENERATED:
+            p.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
+            p.add_argument("--tuning", default=None, help="the tuning run's directory (recorded)")
         p.add_argument("--verbosity", default="0,1,2,3,4", help="verbosity levels (0..4)")
         p.add_argument("--k", default="1,2,5", help="sleep-time samples per context to compare")
         p.add_argument(
             "--max-tokens",
-            default=",".join(map(str, DEFAULT_MAX_TOKENS)),
+            default=",".join(map(str, P1_MAX_TOKENS if name in GENERATED else DEFAULT_MAX_TOKENS)),
             help="test-time completion-token cap per verbosity level 0..4, or one cap for all",
         )
         p.add_argument("--k-limit", type=int, default=None, help="run k > 1 on the first N items")
@@ -781,13 +928,16 @@ def config_from_args(args: argparse.Namespace) -> StatefulConfig:
     if len(caps) == 1:
         caps = caps * 5
     templates = getattr(args, "templates", None)
+    lo, hi = REPORT_TEMPLATES.get(args.bench_name, (25, 49))
     return StatefulConfig(
         bench=args.bench_name,
         limit=args.limit,
         model=args.model,
         out=Path(args.out),
         data=args.data,
-        templates=parse_range(templates) if templates else tuple(range(25, 50)),
+        templates=parse_range(templates) if templates else tuple(range(lo, hi + 1)),
+        seed=getattr(args, "seed", 0),
+        tuning=getattr(args, "tuning", None),
         verbosity=parse_ints(args.verbosity),
         ks=parse_ints(args.k),
         max_tokens=caps,
