@@ -48,6 +48,7 @@ from sleeptime_bench.cost import BudgetMatch, BudgetPoint, matched_budget
 from sleeptime_bench.data import StatefulItem, data_dir, load_aime, load_gsm_p2
 from sleeptime_bench.gsm_symbolic import load_gsm_symbolic
 from sleeptime_bench.gsm_templates import Split
+from sleeptime_bench.gsm_validate import cached_validation
 from sleeptime_bench.paths import OUT_HELP, default_out
 from sleeptime_bench.plots import plot_pareto, plot_scaling
 from sleeptime_bench.report import command_line, write_report
@@ -722,6 +723,7 @@ def write_stateful_report(
             [r for r in answers if r.item_id in set(ids)], cfg.verbosity
         ),
         "cutoff": _cutoff_report(cfg, answers),
+        "generator_validation": _validation(cfg),
         "headline": headline(summary, 1),
         "headline_per_k": {f"k{k}": headline(subset, k) for k in sorted(cfg.ks)} if more else {},
         "conditions": _condition_rows(summary, answers),
@@ -757,6 +759,22 @@ def write_stateful_report(
         "files": {"answers": ANSWERS_FILE, "sleeptime": SLEEP_FILE, "plots": plots},
     }
     return write_report(cfg.out, cfg.bench, data)
+
+
+def _validation(cfg: StatefulConfig) -> dict[str, Any] | None:
+    """The generator's validation counts for a generated benchmark (``None`` otherwise)."""
+    if cfg.bench not in GENERATED:
+        return None
+    split = GENERATED[cfg.bench]
+    report = cached_validation(str(data_dir(cfg.data)), split, cfg.seed)
+    return {
+        "split": split,
+        "n_templates": report.n_templates,
+        "n_passed": report.n_passed,
+        "defaults_reproduce_gsm8k": report.defaults_reproduce_gsm8k,
+        "left_out": report.failures,
+        "checks": "see sleeptime_bench.gsm_validate (python -m sleeptime_bench.gsm_validate)",
+    }
 
 
 def _cutoff_report(cfg: StatefulConfig, answers: Sequence[ResultRecord]) -> dict[str, Any]:
