@@ -90,3 +90,49 @@ STRUCTURED_PROMPT = (
     "{description}Schema: {schema}"
 )
 TOOL_RESPONSE = '<tool_response name="{name}">\n{content}\n</tool_response>'
+
+# --------------------------------------------------------------------------------------------
+# #14: the primary's dated facts and recalled turns; the consolidation pipeline's calls.
+# --------------------------------------------------------------------------------------------
+
+__all__ += [
+    "PIPELINE_FACTS_SYSTEM",
+    "PIPELINE_LABELS_SYSTEM",
+    "PIPELINE_MESSAGE",
+    "PRIMARY_FACTS",
+    "PRIMARY_RECALL",
+]
+
+#: Dated facts the sleep-time agent wrote, after the blocks (the primary's ``{notes}`` slot).
+PRIMARY_FACTS = """
+Dated facts from earlier conversations (when two disagree, the later one holds):
+{facts}
+"""
+
+#: Recalled turns, oldest first. The dates are what lets a small model answer "when" questions:
+#: A-Mem's dates lifted LoCoMo temporal F1 from 4 to 24 with a 1.5B model.
+PRIMARY_RECALL = """
+Earlier messages that may matter now, oldest first. Each starts with the date it was said; \
+a relative date such as "yesterday" is followed by the date it means. When asked when \
+something happened, answer with that date.
+{turns}
+"""
+
+#: One message for a pipeline call, already attributed, dated and in the third person (by code).
+PIPELINE_MESSAGE = "Message said on {day}:\n{line}"
+
+#: Keywords as short spans of the message: what the 1.5B model did well in a probe.
+PIPELINE_LABELS_SYSTEM = (
+    "You label one message of a conversation for a search index. Reply with its keywords "
+    "(the specific things, activities, places and events it mentions, as short spans copied "
+    "from the message) and the named entities it mentions (people, places, organisations, "
+    "titles). Use words from the message only; empty lists for small talk."
+)
+
+#: Atomic facts; ``about`` is pinned by the schema to the speakers (a choice, not free text).
+PIPELINE_FACTS_SYSTEM = (
+    "You read one message of a conversation between {subjects} and list what it says about "
+    "the life of one of them: facts, events, plans, possessions, preferences. Each fact is one "
+    "short sentence that names the person and keeps any date given in the message. Questions, "
+    "greetings and compliments state no fact: reply with an empty list."
+)

@@ -46,8 +46,10 @@ _NOTES = [
     "Score: LoCoMo's token F1 (task_eval/evaluation.py), not the LLM judge of the mem0 paper: "
     "mem0's figures (full-context 72.9, mem0 66.9) are not comparable with these numbers.",
     "Category 5 (adversarial) scores 1 when the answer says 'not mentioned' or 'no "
-    "information available'; every condition is told to answer 'Not mentioned in the "
-    "conversation' when it does not know. overall_excluding leaves category 5 out.",
+    "information available'. No condition is told to abstain (the blanket instruction of the "
+    "earlier runs made the model abstain on most answerable questions), so category 5 scores "
+    "low by design; overall_excluding leaves it out. abstention_rate is reported per "
+    "condition.",
     "Image turns are given as text with their BLIP caption ('[shares a photo: ...]').",
 ]
 

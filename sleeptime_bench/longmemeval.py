@@ -57,8 +57,8 @@ _NOTES = [
     "Each question has its own history, so its sleep-time tokens are amortized over one "
     "question: the worst case for sleep-time compute (in a deployment one memory serves many "
     "questions).",
-    "Abstention questions (_abs) are counted in their question type; every condition is told "
-    "to say that it was not mentioned when it does not know.",
+    "Abstention questions (_abs) are counted in their question type; no condition is told to "
+    "abstain (abstention_rate is reported per condition).",
 ]
 
 

@@ -49,16 +49,18 @@ from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.graphs.chat import build_primary_prompt
 from sleeptime_agent.ledger import RunRecord
-from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.memory import SleeptimeMemory, consolidation_for
 from sleeptime_agent.models import SLEEPTIME_MODEL_ENV, resolve_model
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.facts import FactStore
+from sleeptime_agent.storage.recall import RecallIndex
 from sleeptime_bench import prompts
 from sleeptime_bench.cost import DEFAULT_WEIGHT
 from sleeptime_bench.memtables import markdown_summary
 from sleeptime_bench.plots import plot_score_vs_cost
 from sleeptime_bench.report import percentiles, write_report
 from sleeptime_bench.results import ConditionSummary, ResultRecord, ResultsFile, summarize
-from sleeptime_bench.scoring import wilson_interval
+from sleeptime_bench.scoring import REFUSAL_PHRASES, wilson_interval
 
 __all__ = [
     "CONDITIONS",
@@ -69,6 +71,7 @@ __all__ = [
     "Question",
     "ScoreFn",
     "Utterance",
+    "abstains",
     "add_options",
     "cap_tokens",
     "condition_stats",
@@ -156,8 +159,11 @@ class MemoryBenchConfig:
     conditions: tuple[str, ...] = CONDITIONS
     answer_tokens: int = 64
     """Completion-token cap of an answer."""
-    context_tokens: int = 6000
-    """Full-context budget: the history is cut to its most recent turns that fit."""
+    context_tokens: int = 7400
+    """Full-context budget: the history is cut to its most recent turns that fit. The default
+    is the local model's whole window (8,192 tokens) less the answer, the question and a margin
+    for the characters-per-token estimate: LongMemEval oracle histories fit uncut (99 of
+    questions 50-149; the longest, ~8k tokens, would not fit the window at all)."""
     chars_per_token: float = 3.5
     """Conservative characters-per-token estimate used to cut the history (measured tokens are
     reported)."""
@@ -167,6 +173,14 @@ class MemoryBenchConfig:
     """Each retrieved turn is clipped to this many characters."""
     notes_k: int = 5
     """Archival notes retrieved for the sleep-time condition."""
+    consolidation: str = "auto"
+    """How the sleep-time agent consolidates: ``auto`` (the product default per model: the
+    pipeline for the embedded model), ``pipeline`` or ``tool-loop`` (the Letta-style edit loop
+    of the earlier runs)."""
+    keywords: bool = False
+    """Pipeline: model-written keywords and entities as recall keys (one call per message)."""
+    facts: bool = False
+    """Pipeline: model-written atomic facts (one call per message)."""
     sleeptime_steps: int = 6
     """Model calls per sleep-time run."""
     sleeptime_call_tokens: int = 512
@@ -430,6 +444,7 @@ async def _ingest(
         store,
         sleeptime_model,
         notes_k=cfg.notes_k,
+        consolidation=cfg.consolidation,
         consolidator_options={
             "blocks": [b.model_copy() for b in dialogue.blocks],
             "system_prompt": dialogue.sleeptime_system,
@@ -437,6 +452,11 @@ async def _ingest(
             "max_transcript_chars": cfg.transcript_chars,
             # The whole dialogue is what is remembered, both sides of it.
             "ground_in_assistant": True,
+            **(
+                {"keywords": cfg.keywords, "facts": cfg.facts}
+                if consolidation_for(sleeptime_model, cfg.consolidation) == "pipeline"
+                else {}
+            ),
         },
     )
     namespace: Namespace = (cfg.benchmark, dialogue.key)
@@ -481,11 +501,19 @@ def memory_snapshot(
 ) -> dict[str, Any]:
     """A dialogue's blocks and archival notes as plain JSON, so a reader can see what was kept."""
     notes = store.list_notes(namespace)
+    facts = FactStore(store).all(namespace)
+    recalled = RecallIndex(store).all(namespace)
     return {
         "key": key,
         "blocks": {b.label: b.value for b in store.list_blocks(namespace)},
         "notes_total": len(notes),
-        "notes": [n.text for n in notes[:max_notes]],
+        "notes": [n.text for n in notes[:max_notes] if n.metadata.get("kind") != "fact"],
+        "facts": [
+            {"text": f.text, "subject": f.subject, "date": f.date, "sources": list(f.sources)}
+            for f in facts[:max_notes]
+        ],
+        "recall_total": len(recalled),
+        "recall_sample": [h.line for h in recalled[:20]],
     }
 
 
@@ -644,6 +672,8 @@ async def run_memory_bench(
         The JSON report's path.
     """
     started = time.perf_counter()
+    # "auto" is resolved once, so the report says which consolidation ran.
+    cfg.consolidation = consolidation_for(sleeptime_model, cfg.consolidation)
     results = ResultsFile(cfg.results_path)
     done = results.done_keys()
     ingest_log = _IngestLog(cfg.ingest_path)
@@ -784,7 +814,18 @@ def condition_stats(
         low, high = wilson_interval(right, len(judged))
         out.update(accuracy=right / len(judged), ci95=[low, high])
     latency = percentiles([r.wall_time_s for r in ok])
+    warm = [r for r in ok if _warm(r)]
+    cold = [r for r in ok if not _warm(r)]
+    cold_latency = percentiles([r.wall_time_s for r in cold])
+    warm_latency = percentiles([r.wall_time_s for r in warm])
     out.update(
+        abstention_rate=(sum(1 for r in ok if abstains(r.prediction)) / len(ok)) if ok else None,
+        n_cold=len(cold),
+        n_warm=len(warm),
+        cold_latency_p50_s=cold_latency["p50"],
+        cold_latency_p95_s=cold_latency["p95"],
+        warm_latency_p50_s=warm_latency["p50"],
+        warm_latency_p95_s=warm_latency["p95"],
         mean_prompt_tokens=prompt,
         mean_completion_tokens=completion,
         mean_cached_prompt_tokens=(sum(cached) / len(ok)) if ok and cached else 0.0,
@@ -796,6 +837,22 @@ def condition_stats(
         amortized_cost_completion_only=sleep + weight * completion,
     )
     return out
+
+
+def abstains(prediction: str) -> bool:
+    """Whether an answer declines ("Not mentioned in the conversation", "I don't know", ...)."""
+    low = prediction.lower().replace("\u2019", "'")
+    return "not mentioned" in low or any(p in low for p in REFUSAL_PHRASES)
+
+
+def _warm(record: ResultRecord) -> bool:
+    """Whether llama.cpp reused at least half of the prompt from its cache (else: cold).
+
+    Question order decides what is cached, so latency is reported both ways; a model without
+    cache figures (a hosted API) counts as cold.
+    """
+    cached = (record.model_extra or {}).get("cached_prompt_tokens") or 0
+    return bool(record.testtime_prompt_tokens) and cached >= 0.5 * record.testtime_prompt_tokens
 
 
 def _ordered(values: Iterable[str], first: Sequence[str]) -> list[str]:
@@ -885,7 +942,11 @@ def _write(
     fc = [r for r in main if r.condition == "full-context" and r.error is None]
     fc_tokens = percentiles([float(r.testtime_prompt_tokens) for r in fc])
     labels = {
-        "sleeptime": "sleep-time memory (blocks + top-k notes)",
+        "sleeptime": (
+            "sleep-time memory (the product's read: blocks, dated facts, recalled turns, tail)"
+            if cfg.consolidation == "pipeline"
+            else "sleep-time memory (blocks + top-k notes)"
+        ),
         "full-context": (
             f"full-context (truncated to {cfg.context_tokens} tokens)"
             if truncated
@@ -1035,12 +1096,30 @@ def add_options(
     p.add_argument(
         "--context-tokens",
         type=int,
-        default=6000,
-        help="full-context budget: keep the most recent turns that fit (default 6000)",
+        default=7400,
+        help="full-context budget: keep the most recent turns that fit (default 7400: the "
+        "local model's 8k window less the answer and a margin)",
     )
     p.add_argument("--rag-k", type=int, default=rag_k, help=f"turns retrieved (default {rag_k})")
     p.add_argument("--notes-k", type=int, default=5, help="archival notes read (default 5)")
     p.add_argument("--sleeptime-steps", type=int, default=6, help="model calls per sleep-time run")
+    p.add_argument(
+        "--consolidation",
+        default="auto",
+        choices=["auto", "pipeline", "tool-loop"],
+        help="sleep-time consolidation: auto (default: the product's choice per model, the "
+        "pipeline for the local model), pipeline, or the Letta-style tool loop",
+    )
+    p.add_argument(
+        "--keywords",
+        action="store_true",
+        help="pipeline: model-written keywords/entities as recall keys (one call per message)",
+    )
+    p.add_argument(
+        "--facts",
+        action="store_true",
+        help="pipeline: model-written atomic facts (one call per message)",
+    )
     p.add_argument(
         "--cache-probe",
         type=int,
@@ -1074,6 +1153,9 @@ def config_from_args(
         rag_chars=getattr(args, "rag_chars", 600),
         notes_k=args.notes_k,
         sleeptime_steps=args.sleeptime_steps,
+        consolidation=args.consolidation,
+        keywords=args.keywords,
+        facts=args.facts,
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,
         keep_state=args.keep_state,

@@ -16,6 +16,18 @@ def _score(stats: dict[str, Any]) -> str:
     return "-"
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _latency(stats: dict[str, Any], kind: str) -> str:
+    """``p50 / p95 (n=...)`` of cold or warm answers (older reports have neither)."""
+    n = stats.get(f"n_{kind}")
+    if not n:
+        return "-"
+    return f"{stats[f'{kind}_latency_p50_s']:.2f} / {stats[f'{kind}_latency_p95_s']:.2f} (n={n})"
+
+
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -49,7 +61,10 @@ def markdown_summary(report: dict[str, Any]) -> str:
     head += [
         "prompt tokens/q",
         "completion tokens/q",
+        "abstained",
         "latency p50 / p95 (s)",
+        "cold p50 / p95 (s)",
+        "warm p50 / p95 (s)",
         "sleep-time tokens/q",
         f"amortized cost/q ({report['settings']['weight']:g}x test-time)",
     ]
@@ -62,7 +77,10 @@ def markdown_summary(report: dict[str, Any]) -> str:
         cells += [
             f"{o['mean_prompt_tokens']:,.0f}",
             f"{o['mean_completion_tokens']:.1f}",
+            _share(o.get("abstention_rate")),
             f"{o['latency_p50_s']:.2f} / {o['latency_p95_s']:.2f}",
+            _latency(o, "cold"),
+            _latency(o, "warm"),
             f"{o['sleeptime_tokens_per_question']:,.0f}",
             f"{o['amortized_cost_per_question']:,.0f}",
         ]

@@ -135,10 +135,12 @@ Example step, for a person Ana who is not in this conversation (use the real blo
 {"name": "memory_insert", "arguments": {"label": "ana", "new_str": "Moved to Porto on 3 March \
 2022 for a nursing job."}}
 """
+#: No blanket "say Not mentioned" rule (#14): it made the 1.5B model abstain on 187 of 233
+#: answerable questions. Dates: every condition's context carries them.
 BENCH_LOCOMO_INSTRUCTIONS = (
     "Answer the question about {a} and {b} with a short phrase, using the exact words of the "
-    "conversation where possible; give dates as day month year. If the answer is not known, "
-    "answer: Not mentioned in the conversation."
+    "conversation where possible. When the question asks when, answer with the date the "
+    "messages give, as day month year."
 )
 
 BENCH_LME_SLEEPTIME_SYSTEM = """\
@@ -170,7 +172,7 @@ Example step, for a user Ana who is not this user (use the real block labels): \
 """
 BENCH_LME_INSTRUCTIONS = (
     "Answer the user's question from what you know of your past conversations with them, in "
-    "one short sentence. If they never told you, say that it was not mentioned."
+    "one short sentence. Use the dates of the conversations when the question is about time."
 )
 
 BENCH_TODAY = "Today is {date}.\n"

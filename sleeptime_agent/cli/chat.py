@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -19,6 +20,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from sleeptime_agent.cli.common import add_model_options, add_store_options, open_store
+from sleeptime_agent.cli.memory import fact_lines
 from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model_spec
 from sleeptime_agent.graphs.chat import build_chat_graph
 from sleeptime_agent.ledger import RunRecord
@@ -30,7 +32,7 @@ from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 __all__ = ["register", "run_chat"]
 
 HELP = """commands:
-  /memory            show the memory blocks
+  /memory            show the memory blocks and the dated facts
   /history LABEL     every version of a block
   /runs              sleep-time runs of this session
   /wait              wait for pending sleep-time runs
@@ -92,22 +94,69 @@ def cmd_chat(args: argparse.Namespace) -> int:
     )
 
 
+class _StatusLines:
+    """Status lines go to standard error, each on its own line, never inside a reply.
+
+    A background run starts while the reply is still being printed; its line used to be glued
+    to the end of the reply. While a reply is printed, lines wait and follow it.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.replying = False
+        self.waiting: list[str] = []
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            if self.replying:
+                self.waiting.append(text)
+                return
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def reply(self, active: bool) -> None:
+        with self.lock:
+            self.replying = active
+            waiting, self.waiting = (self.waiting, []) if not active else ([], self.waiting)
+        for text in waiting:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+_STATUS = _StatusLines()
+
+
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+    _STATUS.write(text)
+
+
+#: What a finished run means, in words a user understands.
+_OUTCOMES = {
+    "ok": "memory updated",
+    "finished_by_budget": "memory updated as far as its budget allowed; the rest comes next time",
+    "stalled": "memory update stopped early (the model kept repeating itself); what it saved "
+    "is kept",
+    "no_input": "nothing new to remember",
+    "skipped": "another process is updating this memory",
+    "error": "memory update failed; the messages stay queued and will be tried again",
+    "cancelled": "memory update cancelled; it will run again",
+}
 
 
 def _describe(kind: str, record: RunRecord | None) -> str:
     if kind == "start":
-        return "[sleep-time] consolidating memory ..."
+        return "[memory] updating memory in the background ..."
     if record is None:
-        return f"[sleep-time] {kind}"
-    secs = f"{record.duration_s:.1f}s" if record.duration_s is not None else "?"
-    return (
-        f"[sleep-time] {record.status}: {len(record.edits)} edits, {record.steps} steps, "
-        f"{record.total_tokens} tokens, {secs}"
-        + (f" ({record.reason})" if record.reason and record.status != "ok" else "")
-    )
+        return f"[memory] {kind}"
+    secs = f"{record.duration_s:.1f} s" if record.duration_s is not None else "?"
+    counts = {e.get("tool"): e.get("count") for e in record.edits if "count" in e}
+    if "recall_index" in counts:  # the pipeline: say what was filed
+        done = f"{counts['recall_index']} messages filed, {counts.get('fact_insert', 0)} facts"
+    else:
+        done = f"{len(record.edits)} edits"
+    words = _OUTCOMES.get(record.status, record.status)
+    reason = f" ({record.reason})" if record.reason and record.status == "error" else ""
+    return f"[memory] {words}: {done}, {record.total_tokens} tokens, {secs}{reason}"
 
 
 def _thread_history(
@@ -163,7 +212,7 @@ def run_chat(
                     continue
                 _turn(graph, config, text, out)
         if scheduler.pending:
-            _err("[sleep-time] waiting for pending consolidation ...")
+            _err("[memory] waiting for the memory update to finish ...")
         scheduler.wait_idle_sync()
     finally:
         scheduler.shutdown(wait=False)
@@ -194,6 +243,14 @@ def _patched(interactive: bool) -> AbstractContextManager[Any]:
 
 
 def _turn(graph: Any, config: RunnableConfig, text: str, out: Callable[[str], None]) -> None:
+    _STATUS.reply(True)
+    try:
+        _reply(graph, config, text, out)
+    finally:
+        _STATUS.reply(False)
+
+
+def _reply(graph: Any, config: RunnableConfig, text: str, out: Callable[[str], None]) -> None:
     out("assistant> ")
     streamed = False
     final = ""
@@ -223,6 +280,8 @@ def _slash(
     elif cmd == "/memory":
         for b in memory.store.list_blocks(namespace):
             out(f"--- {b.label} (v{b.version}, {len(b.value)}/{b.limit} chars)\n{b.value}\n")
+        facts = fact_lines(memory.facts.all(namespace))
+        out(f"--- dated facts ({len(facts)})\n" + "".join(f"{line}\n" for line in facts))
     elif cmd == "/history":
         label = arg.strip() or "human"
         for b in memory.store.history(namespace, label):

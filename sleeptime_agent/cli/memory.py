@@ -15,8 +15,9 @@ from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.cli.common import add_store_options, namespace_of, open_store
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
+from sleeptime_agent.storage.facts import Fact, FactStore
 
-__all__ = ["EXPORT_FORMAT", "export_memory", "import_memory", "register"]
+__all__ = ["EXPORT_FORMAT", "export_memory", "fact_lines", "import_memory", "register"]
 
 EXPORT_FORMAT = "sleeptime-agent/memory-v1"
 
@@ -37,8 +38,10 @@ def register(sub: Any) -> None:
             ap.add_argument("--json", action="store_true", help="machine-readable output")
         return ap
 
-    ap = action("show", "show the current blocks", json_flag=True)
+    ap = action("show", "show the current blocks and the dated facts", json_flag=True)
     ap.set_defaults(func=cmd_show)
+    ap = action("facts", "list the dated facts the sleep-time agent stored", json_flag=True)
+    ap.set_defaults(func=cmd_facts)
     ap = action("history", "every version of one block, oldest first", json_flag=True)
     ap.add_argument("label")
     ap.set_defaults(func=cmd_history)
@@ -67,14 +70,29 @@ def _out(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def fact_lines(facts: list[Fact]) -> list[str]:
+    """One plain line per fact: date, whom it is about, the fact, the messages it came from."""
+    out = []
+    for f in facts:
+        when = f.date[:10] if f.date else "undated"
+        sources = ", ".join(str(s) for s in f.sources)
+        out.append(
+            f"{when}  {f.subject}: {f.text}" + (f"  (messages {sources})" if sources else "")
+        )
+    return out
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    """Print the current blocks."""
-    blocks = open_store(args).list_blocks(namespace_of(args))
+    """Print the current blocks (JSON: the blocks only; see ``memory facts --json``)."""
+    store = open_store(args)
+    namespace = namespace_of(args)
+    blocks = store.list_blocks(namespace)
     if args.json:
         _out([_block_json(b) for b in blocks])
         return 0
     console = Console()
-    if not blocks:
+    facts = FactStore(store).all(namespace)
+    if not blocks and not facts:
         console.print(f"no memory yet for user {args.user!r}")
         return 0
     for b in blocks:
@@ -84,6 +102,20 @@ def cmd_show(args: argparse.Namespace) -> int:
             console.print(f"[dim]{b.description}[/]")
         console.print(b.value or "[dim](empty)[/]", highlight=False)
         console.print(f"[dim]by {b.author} at {b.updated_at:%Y-%m-%d %H:%M:%S}[/]")
+    console.rule(f"[bold]dated facts[/] · {len(facts)}")
+    for line in fact_lines(facts) or ["(none yet)"]:
+        console.print(line, highlight=False)
+    return 0
+
+
+def cmd_facts(args: argparse.Namespace) -> int:
+    """Print the dated facts, oldest first."""
+    facts = FactStore(open_store(args)).all(namespace_of(args))
+    if args.json:
+        _out([{**f.metadata(), "id": f.id, "text": f.text} for f in facts])
+        return 0
+    for line in fact_lines(facts) or [f"no dated facts yet for user {args.user!r}"]:
+        sys.stdout.write(line + "\n")
     return 0
 
 

@@ -39,7 +39,7 @@ class PipelineConsolidator(Consolidator):
         concurrency: model calls in flight.
     """
 
-    keywords: bool = True
+    keywords: bool = False
     facts: bool = False
     profiles: bool = True
     names: dict[str, str] = field(default_factory=dict)

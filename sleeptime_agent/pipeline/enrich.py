@@ -22,8 +22,8 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
+from sleeptime_agent import prompts
 from sleeptime_agent.ledger import count_tokens
-from sleeptime_agent.pipeline import prompts
 from sleeptime_agent.pipeline.dates import resolve_relative
 from sleeptime_agent.pipeline.render import Observation, annotate_dates
 

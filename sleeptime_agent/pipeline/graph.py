@@ -73,7 +73,7 @@ class PipelineContext:
     fact_store: FactStore
     model: BaseChatModel | None = None
     """The sleep-time model; ``None`` runs the code-only layers."""
-    keywords: bool = True
+    keywords: bool = False
     """Model-written keywords and entities as recall keys."""
     facts: bool = False
     """Model-written atomic facts (stored as dated archival notes, shown in profile blocks)."""
@@ -172,7 +172,11 @@ async def _enrich(state: PipelineState, runtime: Runtime[PipelineContext]) -> di
 
 
 def _keys(obs: Observation, labels: Labels | None, facts: list[ExtractedFact]) -> tuple[str, ...]:
+    # The message as said is a key too: on conv-30 (tuning) it lifted vector recall@10 of the
+    # evidence turns from 0.462 to 0.509 (hybrid @5: 0.453 -> 0.481) over the rendering alone.
     keys: list[str] = [d.text for d in obs.dates]
+    if obs.text.strip() and obs.text != obs.rendered:
+        keys.append(obs.text)
     if labels is not None:
         keys.extend(labels.keywords)
         keys.extend(labels.entities)
