@@ -5,6 +5,11 @@ the chat graph is invoked synchronously, from another event loop, or from a CLI.
 counts a turn and returns; a run starts after ``every_n_turns`` turns and ``delay_seconds`` of
 quiet (a newer turn restarts the delay: debounce). At most one run is in flight per namespace;
 turns that arrive during a run are coalesced into the next one.
+
+After-run hooks (:meth:`SleeptimeScheduler.add_after_run`) run once a run has ended and before
+the namespace counts as idle: the chat graph pre-warms the primary's new prompt prefix there, so
+the next turn starts warm. User turns go first throughout (see
+:class:`~sleeptime_agent.preemption.ForegroundGate`, re-exported here).
 """
 
 from __future__ import annotations
@@ -18,47 +23,17 @@ from concurrent.futures import Future
 from typing import Any
 
 from sleeptime_agent.ledger import Ledger, RunRecord
+from sleeptime_agent.preemption import ForegroundGate
 from sleeptime_agent.storage.block_store import Namespace
 
-__all__ = ["ForegroundGate", "Runner", "SleeptimeScheduler"]
+__all__ = ["AfterRun", "ForegroundGate", "Runner", "SleeptimeScheduler"]
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[[Namespace], Awaitable[list[RunRecord]]]
 EventHook = Callable[[str, Namespace, RunRecord | None], None]
-
-
-class ForegroundGate:
-    """Lets user turns go first: sleep-time steps wait while a primary turn is running.
-
-    With one local model (one llama.cpp slot), a sleep-time model call in flight would make the
-    user's turn queue behind it; the sleep-time loop checks this gate before each model call,
-    so a turn waits for at most the one step already running.
-    """
-
-    def __init__(self, poll_seconds: float = 0.05) -> None:
-        self.poll_seconds = poll_seconds
-        self._active = 0
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> ForegroundGate:
-        with self._lock:
-            self._active += 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._active -= 1
-
-    @property
-    def busy(self) -> bool:
-        """Whether a user turn is running now."""
-        return self._active > 0
-
-    async def wait_clear(self) -> None:
-        """Return once no user turn is running (polls; turns are short and rare)."""
-        while self.busy:
-            await asyncio.sleep(self.poll_seconds)
+AfterRun = Callable[[Namespace, list[RunRecord]], Awaitable[None]]
+"""Awaited after a run has ended (e.g. pre-warming the primary's prompt), still in flight."""
 
 
 class SleeptimeScheduler:
@@ -86,6 +61,7 @@ class SleeptimeScheduler:
         self.ledger = ledger or Ledger()
         self.on_event = on_event
         self._runner: Runner | None = None
+        self._after_run: list[AfterRun] = []
         self._turns: dict[Namespace, int] = {}
         self._timers: dict[Namespace, asyncio.TimerHandle] = {}
         self._running: dict[Namespace, asyncio.Task[None]] = {}
@@ -103,6 +79,14 @@ class SleeptimeScheduler:
     def attach(self, runner: Runner) -> None:
         """Set what a run does (the chat graph attaches its consolidator)."""
         self._runner = runner
+
+    def add_after_run(self, hook: AfterRun) -> None:
+        """Await ``hook(namespace, records)`` after each run, before the namespace is idle.
+
+        Hooks run on the scheduler's loop after the "end" event, in the order added; one that
+        raises is logged and skipped.
+        """
+        self._after_run.append(hook)
 
     @property
     def records(self) -> list[RunRecord]:
@@ -211,6 +195,7 @@ class SleeptimeScheduler:
                 if rec.status == "error":
                     log.error("sleep-time run %s for %s failed: %s", rec.run_id, ns, rec.reason)
             self._emit("end", ns, records[-1] if records else None)
+            await self._hooks(ns, records)
         except asyncio.CancelledError:
             self._emit("cancelled", ns, None)
             raise
@@ -222,6 +207,13 @@ class SleeptimeScheduler:
             if not self._closed and self._turns.get(ns, 0) >= self.every_n_turns:
                 self._on_turn(ns, False, count=False)  # turns that arrived meanwhile
             self._settle()
+
+    async def _hooks(self, ns: Namespace, records: list[RunRecord]) -> None:
+        for hook in list(self._after_run):
+            try:
+                await hook(ns, records)
+            except Exception:  # a hook (e.g. pre-warming) must not kill the scheduler thread
+                log.exception("after-run hook failed for %s", ns)
 
     def _emit(self, kind: str, ns: Namespace, record: RunRecord | None) -> None:
         if self.on_event is None:

@@ -32,6 +32,7 @@ from langgraph.graph.state import CompiledStateGraph
 from sleeptime_agent.blocks import namespace_from_config
 from sleeptime_agent.ledger import TurnRecord, count_tokens
 from sleeptime_agent.memory import MemoryView, SleeptimeMemory
+from sleeptime_agent.prewarm import PrefixPrewarmer, Prewarmable
 from sleeptime_agent.tools import create_memory_tools
 
 __all__ = ["ChatState", "build_chat_graph", "build_primary_prompt"]
@@ -82,6 +83,7 @@ def build_chat_graph(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     recent_turns: int = 2,
     primary_memory_tools: bool = False,
+    prewarm: bool = True,
     name: str = "sleeptime_chat",
 ) -> CompiledStateGraph[ChatState, None, ChatState, ChatState]:
     """Compile the paired graph; ``user_id`` and ``thread_id`` come from the run's config.
@@ -97,12 +99,17 @@ def build_chat_graph(
         checkpointer: LangGraph checkpointer for thread state (e.g. ``InMemorySaver``).
         recent_turns: consolidated turns of the thread kept verbatim in the prompt.
         primary_memory_tools: give the primary the edit tools too (default: single writer).
+        prewarm: after each sleep-time run that changed the blocks, evaluate the primary's new
+            prompt prefix in the background (models with ``aprewarm``, e.g. the local model;
+            not with ``primary_memory_tools``, whose prompt starts with the tools).
         name: the compiled graph's name.
     """
     mem = memory
     tools = create_memory_tools(mem.store, author="primary") if primary_memory_tools else []
     primary_model: Any = model.bind_tools(tools) if tools else model
     by_name = {t.name: t for t in tools}
+    if prewarm and not tools and isinstance(model, Prewarmable):
+        mem.scheduler.add_after_run(PrefixPrewarmer(model, mem))
 
     def primary(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
         namespace = namespace_from_config(config)

@@ -58,7 +58,8 @@ class SleeptimeContext:
     max_tokens: int = 30_000
     """At most this many input + output tokens over the run."""
     gate: ForegroundGate | None = None
-    """If set, each model call waits until no user turn is running (user turns go first)."""
+    """If set, user turns go first: a turn preempts the model call in flight (retried after
+    it) and holds the next one until it ends."""
     labels: list[str] = field(default_factory=list)
     """Labels the agent may edit; the tools' ``label`` argument is pinned to them."""
 
@@ -107,9 +108,10 @@ def build_sleeptime_graph(
         # Bound per run: the schemas pin `label` to this namespace's editable blocks. The model
         # sees the schemas only; execution goes through the run's editor.
         bound = _bind(model, tool_specs(names, runtime.context.labels or None))
-        if runtime.context.gate is not None:
-            await runtime.context.gate.wait_clear()
-        reply = await bound.ainvoke(prompt)
+        gate = runtime.context.gate
+        # Through the gate, a user turn preempts this call; it is retried with the same prompt
+        # (the state only changes when it returns), so a preempted step applies no edit.
+        reply = await (gate.run(lambda: bound.ainvoke(prompt)) if gate else bound.ainvoke(prompt))
         if not isinstance(reply, AIMessage):
             reply = AIMessage(content=str(getattr(reply, "content", reply)))
         tin, tout = count_tokens(reply, prompt)

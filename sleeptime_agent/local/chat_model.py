@@ -27,7 +27,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.local.protocol import (
@@ -91,12 +91,18 @@ class LocalChatModel(BaseChatModel):
     """CPU threads for prompt processing and generation."""
     n_parallel: int = 1
     """Requests decoded at once; more queue. Each slot gets ``n_ctx / n_parallel`` tokens."""
+    n_batch: int = 16
+    """Prompt tokens per evaluation step. A cancelled request (a user turn preempting a
+    sleep-time step) stops within about two steps, so small steps keep the wait short."""
     temperature: float = 0.0
     """Sampling temperature; 0 is greedy, which suits memory edits."""
     max_tokens: int | None = 1024
     """Most tokens generated per call (None: until the context is full)."""
     disable_streaming: bool | Literal["tool_calling"] = "tool_calling"
     """With tools bound the reply is one JSON object: stream it as one message (see LangChain)."""
+    on_chunk: Callable[[dict[str, Any]], None] | None = Field(default=None, exclude=True)
+    """Called with every raw llama.cpp chunk of this model's streams (prompt progress, tokens,
+    the closing usage), for instrumentation; exceptions propagate to the call."""
 
     @property
     def _llm_type(self) -> str:
@@ -135,8 +141,41 @@ class LocalChatModel(BaseChatModel):
         their replies through :func:`~sleeptime_agent.local.server.check_response`.
         """
         path = self.model_path if self.model_path is not None else ensure_gguf()
-        key = ServerKey(str(Path(path).resolve()), self.n_ctx, self.n_threads, self.n_parallel)
+        key = ServerKey(
+            str(Path(path).resolve()), self.n_ctx, self.n_threads, self.n_parallel, self.n_batch
+        )
         return get_server(key)
+
+    async def aprewarm(self, messages: Sequence[BaseMessage]) -> None:
+        """Evaluate ``messages`` as the start of a prompt and keep them in the prefix cache.
+
+        A later prompt that starts with the same text is then served from llama.cpp's cache
+        instead of being evaluated again (one token is generated and dropped). Cancelling the
+        awaiting task stops the evaluation at the next prompt batch.
+
+        Args:
+            messages: The stable start of a later prompt (e.g. the primary's system prompt).
+        """
+        plan = self._plan(list(messages), None, max_tokens=1)
+        server = await asyncio.to_thread(self.server)
+        async for raw in aiter_stream(server, stream_request(plan.request)):
+            self._observe(raw)
+
+    def _observe(self, raw: dict[str, Any]) -> None:
+        if self.on_chunk is not None:
+            self.on_chunk(raw)
+
+    def _watch(self, raw_chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for raw in raw_chunks:
+            self._observe(raw)
+            yield raw
+
+    async def _awatch(
+        self, raw_chunks: AsyncIterator[dict[str, Any]]
+    ) -> AsyncIterator[dict[str, Any]]:
+        async for raw in raw_chunks:
+            self._observe(raw)
+            yield raw
 
     # -- request building ------------------------------------------------------------------------
 
@@ -267,6 +306,7 @@ class LocalChatModel(BaseChatModel):
         server = await asyncio.to_thread(self.server)
         acc = StreamAccumulator()
         async for raw in aiter_stream(server, stream_request(plan.request)):
+            self._observe(raw)
             acc.add(raw)
         return self._result(acc.result(), plan)
 
@@ -278,7 +318,7 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         plan = self._plan(messages, stop, **kwargs)
-        raw_chunks = iter_stream(self.server(), stream_request(plan.request))
+        raw_chunks = self._watch(iter_stream(self.server(), stream_request(plan.request)))
         if plan.constrained_tools:
             # A half-written JSON call is no use to anyone: emit the parsed call once.
             acc = StreamAccumulator()
@@ -301,7 +341,7 @@ class LocalChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         plan = self._plan(messages, stop, **kwargs)
         server = await asyncio.to_thread(self.server)
-        raw_chunks = aiter_stream(server, stream_request(plan.request))
+        raw_chunks = self._awatch(aiter_stream(server, stream_request(plan.request)))
         if plan.constrained_tools:
             acc = StreamAccumulator()
             async for raw in raw_chunks:

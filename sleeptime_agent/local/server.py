@@ -33,6 +33,7 @@ from sleeptime_agent.errors import ConfigurationError, SleeptimeError
 from sleeptime_agent.local.weights import LOCAL_EXTRA_HINT, QWEN_CODER_1_5B
 
 __all__ = [
+    "PROMPT_CACHE_MIB",
     "LocalModelError",
     "ServerKey",
     "StreamAccumulator",
@@ -78,7 +79,12 @@ class ServerKey(NamedTuple):
     """CPU threads for prompt processing and generation."""
     n_parallel: int
     """Slots: requests decoded at once."""
+    n_batch: int = 16
+    """Prompt tokens evaluated per step; a stream can only be stopped between steps."""
 
+
+#: RAM for llama.cpp's cache of prompts that slots moved away from (MiB).
+PROMPT_CACHE_MIB = 1024
 
 _SERVERS: dict[ServerKey, Any] = {}
 # One lock for lookups and loads: loading is rare and two concurrent first calls must not load
@@ -91,13 +97,21 @@ def _load_server(key: ServerKey) -> Any:
         import xllamacpp
     except ImportError as exc:
         raise ConfigurationError(LOCAL_EXTRA_HINT) from exc
-    path, n_ctx, n_threads, n_parallel = key
     params = xllamacpp.CommonParams()
-    params.model.path = path
-    params.n_ctx = n_ctx
-    params.n_parallel = n_parallel
-    params.cpuparams.n_threads = n_threads
-    params.cpuparams_batch.n_threads = n_threads
+    params.model.path = key.path
+    params.n_ctx = key.n_ctx
+    params.n_parallel = key.n_parallel
+    params.cpuparams.n_threads = key.n_threads
+    params.cpuparams_batch.n_threads = key.n_threads
+    # A cancelled stream stops only after the prompt batch in flight and the next one (the
+    # progress chunk that carries the cancel comes after a batch, and llama.cpp has started the
+    # next by then): small batches let a user turn preempt a long sleep-time prompt quickly.
+    params.n_batch = params.n_ubatch = key.n_batch
+    # llama.cpp keeps prompts a slot has moved away from in RAM and restores the best match:
+    # with one slot, the user's prefix survives a sleep-time request and vice versa (a turn
+    # after a preempted step restored its 620 cached tokens; the retried step its 260).
+    # Bounded, on a shared machine (llama.cpp's default is 8 GiB).
+    params.cache_ram_mib = PROMPT_CACHE_MIB
     # On CPU flash attention decodes ~37% slower at a 1.5k-token context (OFFLINE.md).
     params.flash_attn_type = xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
     params.verbosity = -1  # llama.cpp logs every request at info level otherwise
@@ -151,8 +165,18 @@ def check_response(response: Any) -> dict[str, Any]:
 
 
 def stream_request(request: dict[str, Any]) -> dict[str, Any]:
-    """Return ``request`` set to stream, with the token usage in the last chunk."""
-    return {**request, "stream": True, "stream_options": {"include_usage": True}}
+    """Return ``request`` set to stream, with the token usage in the last chunk.
+
+    ``return_progress`` makes llama.cpp send a chunk (``prompt_progress``, no content) after
+    each prompt batch, so that a long prompt evaluation can be cancelled too, not only the
+    generation: the callback only runs when a chunk arrives.
+    """
+    return {
+        **request,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "return_progress": True,
+    }
 
 
 _END = object()
