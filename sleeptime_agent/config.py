@@ -11,6 +11,8 @@
 ``SLEEPTIME_POSTGRES_URI``      a Postgres checkpointer for the server graph (optional)
 ``SLEEPTIME_EVERY_N_TURNS``     the server graph's sleep-time schedule: a run after every N
                                 turns of a user (default 1); 0 turns background runs off
+``SLEEPTIME_DELAY_SECONDS``     the server graph's debounce: a run starts after this many
+                                seconds without a newer turn of the user (default 0)
 ``SLEEPTIME_CONSOLIDATION``     how the server graph consolidates (``pipeline`` or
                                 ``tool-loop``; default: SleeptimeMemory's)
 ``SLEEPTIME_DATA``              evaluation data for ``sleeptime bench`` (``../shared/data``)
@@ -31,6 +33,7 @@ __all__ = [
     "CHROMA_URL_ENV",
     "CONSOLIDATION_ENV",
     "DATA_ENV",
+    "DELAY_SECONDS_ENV",
     "EVERY_N_TURNS_ENV",
     "HOME_ENV",
     "LETTA_API_KEY_ENV",
@@ -43,6 +46,7 @@ __all__ = [
     "consolidation",
     "data_path",
     "default_store_path",
+    "delay_seconds",
     "env",
     "every_n_turns",
     "letta_api_key",
@@ -61,6 +65,7 @@ CHROMA_URL_ENV = "SLEEPTIME_CHROMA_URL"
 POSTGRES_URI_ENV = "SLEEPTIME_POSTGRES_URI"
 EVERY_N_TURNS_ENV = "SLEEPTIME_EVERY_N_TURNS"
 CONSOLIDATION_ENV = "SLEEPTIME_CONSOLIDATION"
+DELAY_SECONDS_ENV = "SLEEPTIME_DELAY_SECONDS"
 DATA_ENV = "SLEEPTIME_DATA"
 LETTA_BASE_URL_ENV = "LETTA_BASE_URL"
 LETTA_API_KEY_ENV = "LETTA_API_KEY"
@@ -125,6 +130,26 @@ def every_n_turns() -> int:
 
         raise ConfigurationError(f"{EVERY_N_TURNS_ENV} must be a whole number >= 0, got {value!r}")
     return n
+
+
+def delay_seconds() -> float:
+    """Seconds of quiet after a user's turn before the server graph's sleep-time run starts.
+
+    Raises:
+        ConfigurationError: The value is not a number >= 0.
+    """
+    value = env(DELAY_SECONDS_ENV)
+    if value is None:
+        return 0.0
+    try:
+        delay = float(value)
+    except ValueError:
+        delay = -1.0
+    if not delay >= 0:  # also refuses nan
+        from sleeptime_agent.errors import ConfigurationError
+
+        raise ConfigurationError(f"{DELAY_SECONDS_ENV} must be a number >= 0, got {value!r}")
+    return delay
 
 
 def data_path() -> Path | None:

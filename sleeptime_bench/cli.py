@@ -23,10 +23,13 @@ BENCH_MODULES = (
     "amortization",
     "predictability",
     "locomo",
+    "recall_bench",  # locomo-recall
     "longmemeval",
     "overhead",
     "store_bench",  # store
     "local_model_bench",  # local-model
+    "server_load",  # server-load
+    "critical_path",  # critical-path
 )
 
 

@@ -9,6 +9,8 @@ path, so it imports the package absolutely. Configuration comes from the environ
   one process serves the graph; without it, the embedded store under ``$SLEEPTIME_HOME``;
 * ``SLEEPTIME_EVERY_N_TURNS``: a sleep-time run after every N turns of a user (default 1; 0
   turns background runs off, e.g. to consolidate from a scheduled job instead);
+* ``SLEEPTIME_DELAY_SECONDS``: a run starts after this many seconds without a newer turn of the
+  user (debounce, default 0): under load, runs wait for a pause instead of following each turn;
 * ``SLEEPTIME_CONSOLIDATION``: ``pipeline`` or ``tool-loop`` (default: SleeptimeMemory's); the
   scripted test model ``scripted:memorize`` speaks the tool loop.
 
@@ -46,6 +48,7 @@ from sleeptime_agent.config import (
     chroma_url,
     consolidation,
     default_store_path,
+    delay_seconds,
     every_n_turns,
     model_spec,
 )
@@ -71,11 +74,9 @@ def make_memory(primary: BaseChatModel | None = None) -> SleeptimeMemory:
     store = (
         ChromaBlockStore.from_url(url) if url else ChromaBlockStore.persistent(default_store_path())
     )
-    n = every_n_turns()
+    scheduler = SleeptimeScheduler(every_n_turns() or _NEVER, delay_seconds())
     options: dict[str, Any] = {"consolidation": c} if (c := consolidation()) else {}
-    return SleeptimeMemory(
-        store, sleeptime_model, scheduler=SleeptimeScheduler(n or _NEVER), **options
-    )
+    return SleeptimeMemory(store, sleeptime_model, scheduler=scheduler, **options)
 
 
 def make_graph(
