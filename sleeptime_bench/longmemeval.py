@@ -18,6 +18,7 @@ from typing import Any
 
 from sleeptime_agent import prompts as agent_prompts
 from sleeptime_agent.consolidation import default_blocks
+from sleeptime_agent.errors import ConfigurationError
 from sleeptime_bench import prompts
 from sleeptime_bench.conversations import LmeQuestion, load_longmemeval
 from sleeptime_bench.memqa import (
@@ -106,9 +107,14 @@ def score_question(question: Question, prediction: str) -> tuple[float | None, b
 def run_longmemeval(args: argparse.Namespace) -> Path:
     """Run the benchmark from parsed ``sleeptime bench longmemeval`` options."""
     questions = load_longmemeval(data_dir(args.data), args.split)
+    span = ""
+    if args.range:
+        first, last = _span(args.range)
+        questions = questions[first : last + 1]
+        span = f"questions {first}-{last} of the file, "
     chosen = round_robin(questions, key=lambda q: q.question_type, limit=args.limit)
     dialogues = [lme_dialogue(q) for q in chosen]
-    selection = f"split {args.split}: " + (
+    selection = f"split {args.split}: {span}" + (
         f"{len(chosen)} questions taken in turn from each question type in file order"
         if args.limit
         else f"all {len(chosen)} questions"
@@ -125,6 +131,18 @@ def run_longmemeval(args: argparse.Namespace) -> Path:
     return run_from_args(
         args, cfg, dialogues, score_question, categories=QUESTION_TYPES, score_kind="accuracy"
     )
+
+
+def _span(text: str) -> tuple[int, int]:
+    """``"50-149"`` -> ``(50, 149)`` (file indexes, both included)."""
+    first, sep, last = text.partition("-")
+    try:
+        lo, hi = int(first), int(last if sep else first)
+    except ValueError:
+        raise ConfigurationError(f"--range wants FIRST-LAST, e.g. 50-149, got {text!r}") from None
+    if lo < 0 or hi < lo:
+        raise ConfigurationError(f"--range wants 0 <= FIRST <= LAST, got {text!r}")
+    return lo, hi
 
 
 def register(sub: Any) -> None:
@@ -147,6 +165,12 @@ def register(sub: Any) -> None:
         default=None,
         metavar="N",
         help="at most N questions, in turn from each question type",
+    )
+    p.add_argument(
+        "--range",
+        default=None,
+        metavar="FIRST-LAST",
+        help="only the questions with these file indexes (tuning 0-49, report 50-149)",
     )
     p.add_argument(
         "--memory-assistant-chars",

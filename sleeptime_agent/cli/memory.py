@@ -16,8 +16,16 @@ from sleeptime_agent.cli.common import add_store_options, namespace_of, open_sto
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.storage.facts import Fact, FactStore
+from sleeptime_agent.storage.recall import RecallIndex
 
-__all__ = ["EXPORT_FORMAT", "export_memory", "fact_lines", "import_memory", "register"]
+__all__ = [
+    "EXPORT_FORMAT",
+    "export_memory",
+    "fact_lines",
+    "import_memory",
+    "recall_summary",
+    "register",
+]
 
 EXPORT_FORMAT = "sleeptime-agent/memory-v1"
 
@@ -82,6 +90,16 @@ def fact_lines(facts: list[Fact]) -> list[str]:
     return out
 
 
+def recall_summary(store: ChromaBlockStore, namespace: Namespace, newest: int = 5) -> list[str]:
+    """How many messages recall memory holds, and the newest few as the primary reads them."""
+    hits = RecallIndex(store).all(namespace)
+    if not hits:
+        return []
+    return [f"{len(hits)} messages filed for recall; the newest:"] + [
+        f"  {h.line}" for h in hits[-newest:]
+    ]
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """Print the current blocks (JSON: the blocks only; see ``memory facts --json``)."""
     store = open_store(args)
@@ -105,6 +123,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     console.rule(f"[bold]dated facts[/] · {len(facts)}")
     for line in fact_lines(facts) or ["(none yet)"]:
         console.print(line, highlight=False)
+    recall = recall_summary(store, namespace)
+    if recall:
+        console.rule("[bold]recall memory[/]")
+        for line in recall:
+            console.print(line, highlight=False)
     return 0
 
 

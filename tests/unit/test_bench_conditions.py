@@ -106,3 +106,12 @@ def test_the_sleeptime_condition_reads_dated_recalled_turns(
     assert "[8 May 2023] Alice: Alice adopted a cat named Tom yesterday (7 May 2023)." in memory
     assert report["settings"]["consolidation"] == "pipeline"
     assert report["sleeptime_ingestion"]["per_dialogue"][0]["input_tokens"] == 0
+
+
+def test_longmemeval_range_is_inclusive_and_checked() -> None:
+    from sleeptime_agent.errors import ConfigurationError
+    from sleeptime_bench.longmemeval import _span
+
+    assert _span("50-149") == (50, 149)
+    with pytest.raises(ConfigurationError):
+        _span("149-50")
