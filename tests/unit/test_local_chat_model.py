@@ -347,7 +347,7 @@ def test_resolve_model_unknown_provider(spec: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         resolve_model(spec, env_var="UNUSED_ENV_VAR")
     assert "\n" not in str(info.value)
-    assert "'local' or 'provider:model'" in str(info.value)
+    assert "'local', 'provider:model'" in str(info.value)
 
 
 def test_resolve_model_missing_package_or_key(monkeypatch: pytest.MonkeyPatch) -> None:
