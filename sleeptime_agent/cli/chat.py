@@ -20,7 +20,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from sleeptime_agent.cli.common import add_model_options, add_store_options, open_store
-from sleeptime_agent.cli.memory import fact_lines
+from sleeptime_agent.cli.memory import fact_lines, recall_summary
 from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model_spec
 from sleeptime_agent.graphs.chat import build_chat_graph
 from sleeptime_agent.ledger import RunRecord
@@ -282,6 +282,8 @@ def _slash(
             out(f"--- {b.label} (v{b.version}, {len(b.value)}/{b.limit} chars)\n{b.value}\n")
         facts = fact_lines(memory.facts.all(namespace))
         out(f"--- dated facts ({len(facts)})\n" + "".join(f"{line}\n" for line in facts))
+        for line in recall_summary(memory.store, namespace):
+            out(line + "\n")
     elif cmd == "/history":
         label = arg.strip() or "human"
         for b in memory.store.history(namespace, label):
