@@ -159,6 +159,18 @@ def _describe(kind: str, record: RunRecord | None) -> str:
     return f"[memory] {words}: {done}, {record.total_tokens} tokens, {secs}{reason}"
 
 
+#: A sleep-time run yielding to the user's turn (pre-warms are dropped silently, not paused).
+_GATE_LINES = {
+    "paused": "[memory] update paused: your message goes first",
+    "resumed": "[memory] update resumed",
+}
+
+
+def _gate_event(event: str, what: str) -> None:
+    if what == "step" and event in _GATE_LINES:
+        _err(_GATE_LINES[event])
+
+
 def _thread_history(
     memory: SleeptimeMemory, namespace: Namespace, thread: str
 ) -> list[BaseMessage]:
@@ -192,6 +204,7 @@ def run_chat(
         on_event=lambda kind, ns, rec: _err(_describe(kind, rec)),
     )
     memory = SleeptimeMemory(store, sleeper, scheduler=scheduler)
+    memory.gate.on_event = _gate_event
     graph = build_chat_graph(primary, memory=memory, checkpointer=InMemorySaver())
     config: RunnableConfig = {"configurable": {"user_id": user, "thread_id": thread}}
     history = _thread_history(memory, namespace, thread)

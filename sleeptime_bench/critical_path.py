@@ -1,0 +1,698 @@
+"""``sleeptime bench critical-path``: what the user pays for sleep-time work on the same machine.
+
+One chat graph, the local model for both agents (one llama.cpp server), a scripted user. Each
+episode of each arm plays, in order:
+
+1. a fact turn (``warm``: memory has not changed since the previous turn), then a sleep-time
+   run starts;
+2. up to ``--inflight`` questions sent while that run is in flight, each aimed at a part of a
+   sleep-time step in turn: prompt evaluation, generation, between steps (the user waits until
+   the step is in that part, then a random delay); the part the step was really in when the
+   turn arrived is recorded (``inflight``);
+3. when the run has finished (and, with pre-warming, the pre-warm too), a question
+   (``after_run``: the blocks at the top of the prompt have just changed);
+4. at once another question (``warm``).
+
+Two arms share the server and alternate episode by episode, so machine load hits both alike:
+``before`` (neither preemption nor pre-warming: a turn waits for the step in flight, and the
+first turn after a run re-evaluates the changed blocks) and ``after`` (both, unless
+``--no-preempt`` / ``--no-prewarm`` switch one off to isolate the other). Reported per arm and
+case: time to first token and full-turn latency p50/p95/max and the ratios to ``warm``; the
+preemptions; an audit of the ledger against block history (no edit lost or applied twice); and
+sleep-time throughput (ledger tokens per wall second of a run).
+
+A scripted-model stress run (``--stress N``, no real model) adds at least N preemptions at
+random moments and audits the same way. Writes ``critical-path.json``, ``critical-path.md`` and
+``critical-path.png`` (turn latency against the moment in the sleep-time step the turn arrived).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+
+from sleeptime_agent import ChromaBlockStore, SleeptimeMemory, SleeptimeScheduler, build_chat_graph
+from sleeptime_agent.audit import EditAudit, audit_edits
+from sleeptime_agent.ledger import RunRecord
+from sleeptime_agent.testing import HashingEmbeddings, ScriptedChatModel, tool_call
+from sleeptime_bench.paths import OUT_HELP, default_out
+from sleeptime_bench.report import command_line, write_report
+
+__all__ = ["StepTracker", "register", "run_critical_path", "run_stress"]
+
+NAME = "critical-path"
+PHASES = ("prompt", "generation", "between")
+CASES = ("warm", "inflight", "after_run")
+_NEVER = 10**9  # every_n_turns that never fires: the bench starts runs itself (flush)
+
+FACTS = [
+    "Hi! I'm Marta and I live in Porto.",
+    "I work as a marine biologist at the aquarium.",
+    "I have a beagle called Bolt.",
+    "My sister Inês lives in Lyon.",
+    "I'm allergic to shellfish.",
+    "I started learning the cello last month.",
+    "I'm planning a diving trip to the Azores in June.",
+    "My birthday is on 3 March.",
+]
+QUESTIONS = [
+    "Where do I live?",
+    "What is my dog's name?",
+    "What do I do for work?",
+    "Where does my sister live?",
+    "What am I allergic to?",
+    "Which instrument am I learning?",
+    "Where am I going diving?",
+    "When is my birthday?",
+    "What breed is my dog?",
+    "Suggest a dinner I can eat safely.",
+]
+# How long after the targeted part of a step begins the user speaks, at most (seconds).
+_DELAY = {"prompt": 4.0, "generation": 1.0, "between": 0.0}
+
+
+def register(sub: Any) -> None:
+    """Add ``sleeptime bench critical-path``."""
+    p = sub.add_parser(
+        NAME,
+        help="user turn latency during and after sleep-time runs, preemption and pre-warm",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--episodes", type=int, default=4, help="episodes per arm (default 4)")
+    p.add_argument(
+        "--inflight", type=int, default=3, help="questions sent during each run (default 3)"
+    )
+    p.add_argument("--max-tokens", type=int, default=48, help="primary reply cap (default 48)")
+    p.add_argument("--max-steps", type=int, default=4, help="sleep-time steps per run (default 4)")
+    p.add_argument("--think", type=float, default=1.0, help="seconds between in-flight turns")
+    p.add_argument("--no-preempt", action="store_true", help="the 'after' arm does not preempt")
+    p.add_argument("--no-prewarm", action="store_true", help="the 'after' arm does not pre-warm")
+    p.add_argument(
+        "--stress", type=int, default=200, help="scripted-model preemptions to audit (0: none)"
+    )
+    p.add_argument("--seed", type=int, default=16)
+    p.add_argument("--out", default=default_out(NAME), help=OUT_HELP)
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    path = run_critical_path(
+        episodes=args.episodes,
+        inflight=args.inflight,
+        max_tokens=args.max_tokens,
+        max_steps=args.max_steps,
+        think=args.think,
+        preempt=not args.no_preempt,
+        prewarm=not args.no_prewarm,
+        stress=args.stress,
+        seed=args.seed,
+        out=Path(args.out),
+    )
+    print(f"wrote {path}")  # noqa: T201
+    return 0
+
+
+# -- where the sleep-time agent is -------------------------------------------------------------
+
+
+class StepTracker:
+    """Which part of a sleep-time step runs now, from the local model's raw llama.cpp chunks.
+
+    The sleep-time model's chunks mark a step: a prompt-progress chunk opens one (``prompt``),
+    content chunks mean ``generation``, the closing chunk (usage) means ``between``. The
+    primary's chunks outside a user turn are the pre-warm (``prewarm``). Outside runs: ``idle``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.phase = "idle"
+        self.step_started = time.perf_counter()
+        self.run_active = False
+        self.user_active = False
+
+    def _enter(self, phase: str, new_step: bool = False) -> None:
+        if new_step or phase != self.phase:
+            if new_step or phase in ("between", "prewarm", "idle"):
+                self.step_started = time.perf_counter()
+            self.phase = phase
+
+    def sleeptime_chunk(self, chunk: dict[str, Any]) -> None:
+        """Observer for the sleep-time model (called from llama.cpp's thread)."""
+        with self._lock:
+            if chunk.get("prompt_progress") is not None:
+                if self.phase != "prompt":
+                    self._enter("prompt", new_step=True)
+            elif chunk.get("usage") is not None or chunk.get("timings") is not None:
+                self._enter("between")
+            elif any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or []):
+                self._enter("generation")
+
+    def primary_chunk(self, chunk: dict[str, Any]) -> None:
+        """Observer for the primary model: its requests outside a user turn are pre-warms."""
+        with self._lock:
+            if self.user_active:
+                return
+            if chunk.get("usage") is not None or chunk.get("timings") is not None:
+                self._enter("between")
+            elif self.phase != "prewarm":
+                self._enter("prewarm", new_step=True)
+
+    def run_event(self, kind: str) -> None:
+        """Scheduler hook: a run started or ended."""
+        with self._lock:
+            self.run_active = kind == "start"
+            self._enter("between" if self.run_active else "idle", new_step=True)
+
+    def snapshot(self) -> tuple[str, float]:
+        """(phase, seconds since this part of the step began)."""
+        with self._lock:
+            return self.phase, time.perf_counter() - self.step_started
+
+
+# -- one arm -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Arm:
+    """One configuration of the chat graph, with its own user (namespace) and scheduler."""
+
+    name: str
+    preempt: bool
+    prewarm: bool
+    user: str
+    memory: SleeptimeMemory
+    scheduler: SleeptimeScheduler
+    graph: Any
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    episode_runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def namespace(self) -> tuple[str, ...]:
+        """The arm's namespace."""
+        return (self.user,)
+
+    @property
+    def config(self) -> RunnableConfig:
+        """The graph config of the arm's user and thread."""
+        return {"configurable": {"user_id": self.user, "thread_id": "bench"}}
+
+
+def _build_arm(
+    name: str,
+    *,
+    preempt: bool,
+    prewarm: bool,
+    store: ChromaBlockStore,
+    primary: BaseChatModel,
+    sleeper: BaseChatModel,
+    tracker: StepTracker,
+    max_steps: int,
+) -> Arm:
+    scheduler = SleeptimeScheduler(
+        every_n_turns=_NEVER, on_event=lambda kind, ns, rec: tracker.run_event(kind)
+    )
+    memory = SleeptimeMemory(
+        store,
+        sleeper,
+        scheduler=scheduler,
+        # The model-heavy consolidation (the pipeline makes no model call by default).
+        consolidation="tool-loop",
+        consolidator_options={"max_steps": max_steps},
+    )
+    memory.gate.preempt = preempt
+    graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver(), prewarm=prewarm)
+    return Arm(name, preempt, prewarm, f"marta-{name}", memory, scheduler, graph)
+
+
+def _turn(arm: Arm, text: str, case: str, tracker: StepTracker, episode: int) -> dict[str, Any]:
+    phase, into = tracker.snapshot()
+    if case != "inflight":
+        phase, into = "idle", 0.0
+    preempted_before = arm.memory.gate.preemptions
+    tracker.user_active = True
+    t0 = time.perf_counter()
+    first: float | None = None
+    reply = ""
+    try:
+        stream: Any = arm.graph.stream(
+            {"messages": [HumanMessage(text)]}, arm.config, stream_mode="messages"
+        )
+        for chunk, meta in stream:
+            if meta.get("langgraph_node") == "primary" and isinstance(chunk, AIMessageChunk):
+                if first is None and chunk.content:
+                    first = time.perf_counter() - t0
+                reply += str(chunk.content)
+    finally:
+        tracker.user_active = False
+    total = time.perf_counter() - t0
+    turn = arm.memory.ledger.turns[-1]
+    sys.stderr.write(  # progress of a long run on a shared machine
+        f"[{NAME}] {arm.name} ep{episode} {case}/{phase} ttft {first or total:.2f}s "
+        f"turn {total:.2f}s\n"
+    )
+    return {
+        "arm": arm.name,
+        "episode": episode,
+        "case": case,
+        "phase": phase,
+        "into_step_s": round(into, 3),
+        # A turn that streamed nothing (empty reply) counts its whole latency as TTFT.
+        "ttft_s": round(first if first is not None else total, 3),
+        "turn_s": round(total, 3),
+        "preempted": arm.memory.gate.preemptions - preempted_before,
+        "prompt_tokens": turn.input_tokens,
+        "completion_tokens": turn.output_tokens,
+        "user": text,
+        "reply": reply,
+    }
+
+
+def _reached(tracker: StepTracker, phase: str) -> Callable[[], bool]:
+    return lambda: tracker.phase == phase or not tracker.run_active
+
+
+def _wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.01) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(poll)
+    return cond()
+
+
+def _episode(
+    arm: Arm,
+    episode: int,
+    tracker: StepTracker,
+    rng: random.Random,
+    *,
+    inflight: int,
+    think: float,
+    questions: list[str],
+) -> None:
+    # The arm's very first turn evaluates its whole prompt: not a warm turn, not counted.
+    first = "first" if not arm.turns else "warm"
+    arm.turns.append(_turn(arm, FACTS[episode % len(FACTS)], first, tracker, episode))
+    runs_before = len(arm.memory.ledger.runs)
+    started = time.perf_counter()
+    arm.scheduler.flush(arm.namespace)
+    _wait_for(lambda: tracker.run_active, timeout=30)
+    busy_s = 0.0
+    for k in range(inflight):
+        target = PHASES[(episode * inflight + k) % len(PHASES)]
+        if not _wait_for(_reached(tracker, target), 300):
+            break
+        if not tracker.run_active:
+            break
+        time.sleep(rng.uniform(0.0, _DELAY[target]))
+        if not tracker.run_active:
+            break
+        row = _turn(arm, questions.pop(0), "inflight", tracker, episode)
+        arm.turns.append(row)
+        busy_s += row["turn_s"]
+        time.sleep(think)
+    arm.scheduler.wait_idle_sync()
+    wall = time.perf_counter() - started
+    runs = arm.memory.ledger.runs[runs_before:]
+    arm.episode_runs.append(
+        {
+            "episode": episode,
+            "wall_s": round(wall, 2),
+            "user_turn_s": round(busy_s, 2),
+            "runs": [_run_summary(r) for r in runs],
+            "sleeptime_tokens": sum(r.total_tokens for r in runs),
+        }
+    )
+    arm.turns.append(_turn(arm, questions.pop(0), "after_run", tracker, episode))
+    arm.turns.append(_turn(arm, questions.pop(0), "warm", tracker, episode))
+
+
+def _run_summary(record: RunRecord) -> dict[str, Any]:
+    return {
+        "status": record.status,
+        "steps": record.steps,
+        "edits": len(record.edits),
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "duration_s": record.duration_s,
+    }
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+
+def _stats(values: Sequence[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "max": None}
+    arr = np.asarray(values, dtype=float)
+    return {
+        "n": int(arr.size),
+        "p50": round(float(np.percentile(arr, 50)), 3),
+        "p95": round(float(np.percentile(arr, 95)), 3),
+        "max": round(float(arr.max()), 3),
+    }
+
+
+def _ratio(a: float | int | None, b: float | int | None) -> float | None:
+    return round(float(a) / float(b), 3) if a is not None and b else None
+
+
+def _summarize_arm(arm: Arm) -> dict[str, Any]:
+    cases: dict[str, Any] = {}
+    for case in CASES:
+        rows = [t for t in arm.turns if t["case"] == case]
+        cases[case] = {"ttft_s": _stats([t["ttft_s"] for t in rows])}
+        cases[case]["turn_s"] = _stats([t["turn_s"] for t in rows])
+        if case == "inflight":
+            cases[case]["by_phase"] = {
+                ph: _stats([t["ttft_s"] for t in rows if t["phase"] == ph])
+                for ph in sorted({t["phase"] for t in rows})
+            }
+    warm = cases["warm"]
+    for case in CASES:
+        for metric in ("ttft_s", "turn_s"):
+            for q in ("p50", "p95"):
+                cases[case][metric][f"{q}_ratio_to_warm"] = _ratio(
+                    cases[case][metric][q], warm[metric][q]
+                )
+    tokens = sum(e["sleeptime_tokens"] for e in arm.episode_runs)
+    wall = sum(e["wall_s"] for e in arm.episode_runs)
+    idle_wall = sum(e["wall_s"] - e["user_turn_s"] for e in arm.episode_runs)
+    return {
+        "preempt": arm.preempt,
+        "prewarm": arm.prewarm,
+        "cases": cases,
+        "preemptions": arm.memory.gate.preemptions,
+        "sleeptime_tokens_per_wall_s": round(tokens / wall, 2) if wall else None,
+        # Same tokens over the run time minus the user's turns: what the runs would reach with
+        # the machine to themselves, if turns cost them only their own duration.
+        "sleeptime_tokens_per_wall_s_outside_turns": round(tokens / idle_wall, 2)
+        if idle_wall
+        else None,
+        "episodes": arm.episode_runs,
+    }
+
+
+# -- the stress run (scripted models) ----------------------------------------------------------
+
+
+def run_stress(preemptions: int, *, seed: int = 16, latency: float = 0.02) -> dict[str, Any]:
+    """Preempt scripted sleep-time steps at random moments until ``preemptions`` happened.
+
+    Each run inserts one new fact per step; a user thread enters the gate at random moments
+    meanwhile. Returns the preemption count, the ledger/history audit and the facts lost or
+    stored twice.
+    """
+    rng = random.Random(seed)
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    steps = 4
+
+    def step(messages: list[BaseMessage]) -> AIMessage:
+        done = sum(1 for m in messages if m.type == "tool")
+        run = str(messages[1].content).split("RUN-")[-1].split()[0]
+        if done >= steps:
+            return tool_call("memory_finish_edits")
+        return tool_call("memory_insert", label="human", new_str=f"fact {run}.{done}")
+
+    sleeper = ScriptedChatModel(replies=[step], repeat_last=True, latency=latency)
+    scheduler = SleeptimeScheduler(every_n_turns=_NEVER)
+    memory = SleeptimeMemory(
+        store,
+        sleeper,
+        scheduler=scheduler,
+        consolidation="tool-loop",
+        consolidator_options={"grounded": False, "max_steps": steps + 2},
+    )
+    ns = ("stress",)
+    stop = threading.Event()
+
+    def user() -> None:
+        while not stop.is_set():
+            time.sleep(rng.uniform(0.0, 2 * latency))
+            with memory.gate:
+                time.sleep(rng.uniform(0.0, latency / 2))
+
+    thread = threading.Thread(target=user, name="stress-user", daemon=True)
+    thread.start()
+    runs = 0
+    try:
+        while memory.gate.preemptions < preemptions:
+            memory.record(ns, "t", "user", f"RUN-{runs} please remember")
+            asyncio.run(memory.consolidate_now(ns))
+            runs += 1
+    finally:
+        stop.set()
+        thread.join()
+        scheduler.shutdown()
+    audit = audit_edits(store, ns, memory.ledger.runs)
+    value = (store.get_block(ns, "human") or _empty()).value
+    lines = [ln for ln in value.split("\n") if ln.startswith("fact ")]
+    expected = {f"fact {r}.{s}" for r in range(runs) for s in range(steps)}
+    return {
+        "preemptions": memory.gate.preemptions,
+        "runs": runs,
+        "edits": audit.edits,
+        "lost_edits": len(audit.lost) + len(expected - set(lines)),
+        "duplicated_edits": len(audit.duplicated) + len(lines) - len(set(lines)),
+        "audit": _audit_json(audit),
+    }
+
+
+def _empty() -> Any:
+    from sleeptime_agent import MemoryBlock
+
+    return MemoryBlock(label="human", value="")
+
+
+def _audit_json(audit: EditAudit) -> dict[str, Any]:
+    return {"edits": audit.edits, "lost": audit.lost[:20], "duplicated": audit.duplicated[:20]}
+
+
+# -- the whole benchmark -----------------------------------------------------------------------
+
+
+def run_critical_path(
+    *,
+    episodes: int,
+    inflight: int,
+    max_tokens: int,
+    max_steps: int,
+    think: float,
+    preempt: bool,
+    prewarm: bool,
+    stress: int,
+    seed: int,
+    out: Path,
+) -> Path:
+    """Play both arms on the local model, audit, stress, and write the report."""
+    from sleeptime_agent.local import LocalChatModel
+
+    rng = random.Random(seed)
+    tracker = StepTracker()
+    sleeper = LocalChatModel(on_chunk=tracker.sleeptime_chunk)
+    primary = LocalChatModel(max_tokens=max_tokens, on_chunk=tracker.primary_chunk)
+    settings = {
+        "episodes": episodes,
+        "inflight_per_run": inflight,
+        "primary_max_tokens": max_tokens,
+        "sleeptime_max_steps": max_steps,
+        "think_s": think,
+        "seed": seed,
+        "model": primary.model_name,
+        "n_batch": primary.n_batch,
+        "after_arm": {"preempt": preempt, "prewarm": prewarm},
+        "before_arm": {"preempt": False, "prewarm": False},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ChromaBlockStore.persistent(Path(tmp) / "store")
+        arms = [
+            _build_arm(
+                "before",
+                preempt=False,
+                prewarm=False,
+                store=store,
+                primary=primary,
+                sleeper=sleeper,
+                tracker=tracker,
+                max_steps=max_steps,
+            ),
+            _build_arm(
+                "after",
+                preempt=preempt,
+                prewarm=prewarm,
+                store=store,
+                primary=primary,
+                sleeper=sleeper,
+                tracker=tracker,
+                max_steps=max_steps,
+            ),
+        ]
+        # Scripted and quick: first, so that every partial report carries it.
+        stressed = run_stress(stress, seed=seed) if stress > 0 else None
+        primary.load()
+        try:
+            for episode in range(episodes):
+                order = arms if episode % 2 == 0 else arms[::-1]
+                for arm in order:
+                    questions = rng.sample(QUESTIONS, len(QUESTIONS))
+                    _episode(
+                        arm,
+                        episode,
+                        tracker,
+                        rng,
+                        inflight=inflight,
+                        think=think,
+                        questions=questions,
+                    )
+                # A partial report after each episode: a long run on a shared machine may die.
+                _write(out, settings, arms, store, stressed, final=episode == episodes - 1)
+            return out / f"{NAME}.json"
+        finally:
+            for arm in arms:
+                arm.scheduler.shutdown(wait=False)
+
+
+def _write(
+    out: Path,
+    settings: dict[str, Any],
+    arms: list[Arm],
+    store: ChromaBlockStore,
+    stressed: dict[str, Any] | None,
+    *,
+    final: bool,
+) -> Path:
+    summary = {arm.name: _summarize_arm(arm) for arm in arms}
+    audits = {arm.name: audit_edits(store, arm.namespace, arm.memory.ledger.runs) for arm in arms}
+    after = summary["after"]["cases"]
+    lost = sum(len(a.lost) for a in audits.values()) + (stressed or {}).get("lost_edits", 0)
+    dup = sum(len(a.duplicated) for a in audits.values()) + (stressed or {}).get(
+        "duplicated_edits", 0
+    )
+    warm = after["warm"]["ttft_s"]["p95"]
+    inflight = after["inflight"]["ttft_s"]["p95"]
+    after_run = after["after_run"]["ttft_s"]["p95"]
+    worst = max((v for v in (inflight, after_run) if v is not None), default=None)
+    data: dict[str, Any] = {
+        "ttft_p95_ratio": _ratio(worst, warm),
+        "ttft_p95_warm_s": warm,
+        "ttft_p95_inflight_s": inflight,
+        "ttft_p95_after_run_s": after_run,
+        "lost_edits": lost,
+        "duplicated_edits": dup,
+        "preemptions": sum(s["preemptions"] for s in summary.values())
+        + (stressed or {}).get("preemptions", 0),
+        "complete": final,
+        "notes": [
+            "Top-level figures are the 'after' arm's; ttft_p95_ratio is the worse of in-flight "
+            "and right-after-run TTFT p95 over the warm TTFT p95.",
+            "lost_edits / duplicated_edits / preemptions add the real-model arms and the "
+            "scripted stress run (see edit_audit and stress).",
+            "after_run turns are sent once the run and (after arm) its pre-warm have finished.",
+            "Small samples: p95 of a handful of turns is close to their max.",
+        ],
+        "settings": settings,
+        "arms": summary,
+        "edit_audit": {name: _audit_json(a) for name, a in audits.items()},
+        "stress": stressed,
+        "turns": [t for arm in arms for t in arm.turns],
+    }
+    path = write_report(out, NAME, data)
+    _table(data, out / f"{NAME}.md")
+    _plot(data, out / f"{NAME}.png")
+    return path
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def _table(data: dict[str, Any], path: Path) -> None:
+    lines = [
+        f"# {NAME}",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        "| arm | case | n | TTFT p50 | TTFT p95 | TTFT max | TTFT p95 / warm | turn p50 | "
+        "turn p95 | turn max | turn p95 / warm |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, arm in data["arms"].items():
+        for case in CASES:
+            t, u = arm["cases"][case]["ttft_s"], arm["cases"][case]["turn_s"]
+            lines.append(
+                f"| {name} | {case} | {t['n']} | {_fmt(t['p50'])} | {_fmt(t['p95'])} | "
+                f"{_fmt(t['max'])} | {_fmt(t['p95_ratio_to_warm'])} | {_fmt(u['p50'])} | "
+                f"{_fmt(u['p95'])} | {_fmt(u['max'])} | {_fmt(u['p95_ratio_to_warm'])} |"
+            )
+    lines += [
+        "",
+        "| arm | preemptions | sleep-time tokens / wall s | same, outside user turns |",
+        "|---|---|---|---|",
+    ]
+    for name, arm in data["arms"].items():
+        lines.append(
+            f"| {name} | {arm['preemptions']} | {_fmt(arm['sleeptime_tokens_per_wall_s'])} | "
+            f"{_fmt(arm['sleeptime_tokens_per_wall_s_outside_turns'])} |"
+        )
+    lines += [
+        "",
+        f"ttft_p95_ratio (after arm) = {_fmt(data['ttft_p95_ratio'])}; lost edits "
+        f"{data['lost_edits']}, duplicated edits {data['duplicated_edits']} over "
+        f"{data['preemptions']} preemptions (real model and scripted stress).",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _plot(data: dict[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.5))
+    a, b = fig.subplots(1, 2)
+    colors = {"prompt": "#d62728", "generation": "#ff7f0e", "between": "#2ca02c"}
+    colors |= {"prewarm": "#9467bd", "idle": "#7f7f7f"}
+    markers = {"before": "x", "after": "o"}
+    for name in data["arms"]:
+        rows = [t for t in data["turns"] if t["arm"] == name and t["case"] == "inflight"]
+        for phase, color in colors.items():
+            sel = [t for t in rows if t["phase"] == phase]
+            if sel:
+                a.scatter(
+                    [t["into_step_s"] for t in sel],
+                    [t["ttft_s"] for t in sel],
+                    c=color,
+                    marker=markers.get(name, "o"),
+                    label=f"{name}: {phase}",
+                )
+    a.set(
+        title="in-flight turns: TTFT vs when in the sleep-time step they arrived",
+        xlabel="seconds since this part of the step began",
+        ylabel="time to first token (s)",
+    )
+    a.legend(fontsize=7)
+    xs = np.arange(len(CASES))
+    for i, name in enumerate(data["arms"]):
+        cases = data["arms"][name]["cases"]
+        vals = [cases[c]["ttft_s"]["p95"] or 0.0 for c in CASES]
+        b.bar(xs + (i - 0.5) * 0.4, vals, width=0.4, label=name)
+    b.set_xticks(xs, list(CASES))
+    b.set(title="TTFT p95 by case", ylabel="seconds")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

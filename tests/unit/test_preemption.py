@@ -1,0 +1,413 @@
+"""User turns preempt sleep-time work: at prompt evaluation, in generation, between steps,
+during a compare-and-swap write; and pre-warming the primary's prefix after a run.
+
+The llama.cpp side is a fake server that streams prompt-progress chunks, then tokens, and can
+stop at a chosen chunk until the test lets it go on, so each preemption point is reached
+without sleeps. No timings are asserted: only what was called, in which order, and what the
+store holds afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from sleeptime_agent.audit import audit_edits
+from sleeptime_agent.consolidation import Consolidator
+from sleeptime_agent.graphs.chat import build_chat_graph, build_primary_prompt
+from sleeptime_agent.local.chat_model import LocalChatModel
+from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.preemption import ForegroundGate
+from sleeptime_agent.prewarm import PrefixPrewarmer, stable_prefix
+from sleeptime_agent.scheduler import SleeptimeScheduler
+from sleeptime_agent.storage.block_store import ChromaBlockStore
+from sleeptime_agent.storage.transcript import Transcript
+from sleeptime_agent.testing import HashingEmbeddings, ScriptedChatModel, tool_call
+
+NS = ("ana",)
+WAIT = 20.0  # generous bound on waits for other threads; never a timing assertion
+
+
+# --- a llama.cpp server that stops where the test says ---------------------------------------
+
+
+class SteppedServer:
+    """Streams 3 prompt-progress chunks, the reply's tokens, then usage.
+
+    On the first request it stops before the chunk ``pause_kind`` ("progress" or "content")
+    until ``resume`` is set, having set ``paused``: the test preempts the call right there.
+    """
+
+    def __init__(self, content: str, pause_kind: str) -> None:
+        self.content = content
+        self.pause_kind = pause_kind
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+        self.first_done = threading.Event()
+        self.requests: list[dict[str, Any]] = []
+        self.stopped_at: list[str | None] = []
+        """Per request: the kind of chunk at which the callback asked to stop (None: never)."""
+
+    def _chunks(self) -> list[tuple[str, dict[str, Any]]]:
+        progress: list[tuple[str, dict[str, Any]]] = [
+            ("progress", {"choices": [], "prompt_progress": {"total": 48, "processed": n}})
+            for n in (0, 16, 32)
+        ]
+        tokens: list[tuple[str, dict[str, Any]]] = [
+            ("content", {"choices": [{"index": 0, "delta": {"content": self.content[i : i + 2]}}]})
+            for i in range(0, len(self.content), 2)
+        ]
+        usage = {"prompt_tokens": 48, "completion_tokens": len(tokens), "total_tokens": 60}
+        end: list[tuple[str, dict[str, Any]]] = [
+            ("end", {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            ("end", {"choices": [], "usage": usage, "timings": {"prompt_n": 48}}),
+        ]
+        return progress + tokens + end
+
+    def handle_chat_completions(
+        self, request: dict[str, Any], callback: Callable[[dict[str, Any]], bool] | None = None
+    ) -> Any:
+        assert callback is not None, "the sleep-time path always streams"
+        first = not self.requests
+        self.requests.append(request)
+        stopped: str | None = None
+        seen: dict[str, int] = {}
+        for kind, chunk in self._chunks():
+            seen[kind] = seen.get(kind, 0) + 1
+            if first and kind == self.pause_kind and seen[kind] == 2:
+                self.paused.set()
+                self.resume.wait(WAIT)
+            if callback(chunk):
+                stopped = kind
+                break
+        self.stopped_at.append(stopped)
+        if first:
+            self.first_done.set()
+        return None
+
+
+@pytest.fixture
+def stepped(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], SteppedServer]:
+    def install(content: str, pause_kind: str) -> SteppedServer:
+        server = SteppedServer(content, pause_kind)
+        monkeypatch.setattr(LocalChatModel, "server", lambda self: server)
+        return server
+
+    return install
+
+
+@pytest.mark.parametrize("point", ["progress", "content"])
+async def test_turn_preempts_local_call_and_it_is_retried(
+    stepped: Callable[[str, str], SteppedServer], point: str
+) -> None:
+    """A turn stops the call during prompt evaluation or generation; after it, the same call
+    runs again whole and its reply is the one returned."""
+    server = stepped("hello there", point)
+    gate = ForegroundGate()
+    model = LocalChatModel()
+    task = asyncio.create_task(gate.run(lambda: model.ainvoke("hi")))
+    await asyncio.to_thread(server.paused.wait, WAIT)
+    with gate:  # the user's turn arrives here
+        while gate.preemptions == 0:  # the call's task is cancelled, its stream told to stop
+            await asyncio.sleep(0)
+        server.resume.set()
+        await asyncio.to_thread(server.first_done.wait, WAIT)
+        assert server.stopped_at == [point]
+        assert len(server.requests) == 1  # not retried while the turn runs
+    reply = await asyncio.wait_for(task, WAIT)
+    assert reply.content == "hello there"
+    assert server.stopped_at == [point, None]
+    assert server.requests[0]["messages"] == server.requests[1]["messages"]
+    assert gate.preemptions == 1
+
+
+def test_stream_requests_report_prompt_progress(
+    stepped: Callable[[str, str], SteppedServer],
+) -> None:
+    """Without progress chunks a long prompt evaluation could not be stopped."""
+    server = stepped("ok", "none")
+    list(LocalChatModel().stream("hi"))
+    assert server.requests[-1]["return_progress"] is True
+
+
+async def test_without_preemption_the_call_in_flight_finishes() -> None:
+    """``preempt=False`` (the old behaviour, kept for benchmarks): only later calls wait."""
+    gate = ForegroundGate(preempt=False)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def call() -> str:
+        started.set()
+        await release.wait()
+        return "done"
+
+    task = asyncio.create_task(gate.run(call))
+    await started.wait()
+    with gate:
+        release.set()
+        assert await task == "done"
+    assert gate.preemptions == 0
+
+
+async def test_cancelled_caller_cancels_the_call() -> None:
+    """Shutdown cancels the run: the call in flight is cancelled with it, not left running."""
+    gate = ForegroundGate()
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def call() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    task = asyncio.create_task(gate.run(call))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled.is_set()
+
+
+async def test_provider_call_is_cancelled_as_a_task() -> None:
+    """A provider model's HTTP call is an awaited coroutine: preempting cancels it."""
+    gate = ForegroundGate()
+    attempts: list[str] = []
+    started = asyncio.Event()
+
+    async def http_call() -> str:
+        attempts.append("start")
+        started.set()
+        if len(attempts) == 1:
+            try:
+                await asyncio.Event().wait()  # the request in flight
+            except asyncio.CancelledError:
+                attempts.append("cancelled")
+                raise
+        return "reply"
+
+    task = asyncio.create_task(gate.run(http_call))
+    await started.wait()
+    with gate:
+        await asyncio.sleep(0)
+        while "cancelled" not in attempts:
+            await asyncio.sleep(0)
+    assert await task == "reply"
+    assert attempts == ["start", "cancelled", "start"]
+
+
+# --- the sleep-time loop: between steps and during a write ------------------------------------
+
+
+class _WatchedStore(ChromaBlockStore):
+    """Calls ``on_write("before" | "after")`` around the first sleep-time write."""
+
+    on_write: Callable[[str], None]
+    wrote: bool
+
+    def put_block(self, namespace: Any, block: Any, **kwargs: Any) -> Any:
+        first = kwargs.get("author") == "sleeptime" and not self.wrote
+        self.wrote = self.wrote or first
+        if first:
+            self.on_write("before")
+        stored = super().put_block(namespace, block, **kwargs)
+        if first:
+            self.on_write("after")
+        return stored
+
+
+def _recording(events: list[str], name: str, reply: AIMessage) -> Callable[..., AIMessage]:
+    def step(messages: list[BaseMessage]) -> AIMessage:
+        events.append(name)
+        return reply
+
+    return step
+
+
+@pytest.mark.parametrize("point", ["during_write", "between_steps"])
+async def test_turn_between_steps_or_during_write_holds_the_next_step(point: str) -> None:
+    """The write in flight completes (never cancelled); the next model call waits for the turn;
+    the edit is in history once and the cursor moves on commit."""
+    store = _WatchedStore.ephemeral(embeddings=HashingEmbeddings())
+    assert isinstance(store, _WatchedStore)
+    store.wrote = False
+    Transcript(store).append(NS, "t", "user", "I live in Porto")
+    events: list[str] = []
+    model = ScriptedChatModel(
+        replies=[
+            _recording(
+                events, "call-1", tool_call("memory_insert", label="human", new_str="Porto")
+            ),
+            _recording(events, "call-2", tool_call("memory_finish_edits")),
+        ]
+    )
+    paused = threading.Event()
+    gate = ForegroundGate(on_event=lambda event, what: paused.set() if event == "paused" else None)
+    moment = "before" if point == "during_write" else "after"
+
+    def on_write(now: str) -> None:
+        if now == moment:  # the user's turn starts here (from the writing thread)
+            gate.__enter__()
+            events.append("turn-start")
+
+    store.on_write = on_write
+    cons = Consolidator(store, model, gate=gate, grounded=False)
+    task = asyncio.create_task(cons.arun(NS))
+    await asyncio.to_thread(paused.wait, WAIT)  # the run reached its next model call
+    events.append("turn-end")
+    gate.__exit__()
+    record = await asyncio.wait_for(task, WAIT)
+    assert events == ["call-1", "turn-start", "turn-end", "call-2"]
+    assert record.status == "ok"
+    assert [b.value for b in store.history(NS, "human")][-1] == "Porto"
+    assert audit_edits(store, NS, [record]).ok
+    assert record.cursor_after > record.cursor_before
+    assert gate.preemptions == 0  # nothing was in flight to cancel
+
+
+async def test_preempted_tool_loop_step_applies_its_edit_once() -> None:
+    """A step preempted mid-call is retried from the same state: one edit, not two."""
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    Transcript(store).append(NS, "t", "user", "I have a dog")
+    started = threading.Event()
+    calls: list[list[BaseMessage]] = []
+
+    class Slow(ScriptedChatModel):
+        async def _agenerate(self, messages: list[BaseMessage], *a: Any, **k: Any) -> Any:
+            calls.append(list(messages))
+            started.set()
+            if len(calls) == 1:
+                await asyncio.Event().wait()  # preempted here
+            return await super()._agenerate(messages, *a, **k)
+
+    model = Slow(
+        replies=[
+            tool_call("memory_insert", label="human", new_str="Has a dog"),
+            tool_call("memory_finish_edits"),
+        ]
+    )
+    gate = ForegroundGate()
+    cons = Consolidator(store, model, gate=gate, grounded=False)
+    task = asyncio.create_task(cons.arun(NS))
+    await asyncio.to_thread(started.wait, WAIT)
+    with gate:
+        while gate.preemptions == 0:
+            await asyncio.sleep(0)
+    record = await asyncio.wait_for(task, WAIT)
+    assert calls[0] == calls[1]  # the retry sent the same prompt
+    assert [e["tool"] for e in record.edits] == ["memory_insert"]
+    assert audit_edits(store, NS, [record]).ok
+    value = store.get_block(NS, "human")
+    assert value is not None
+    assert value.value.count("Has a dog") == 1
+
+
+# --- pre-warming ------------------------------------------------------------------------------
+
+
+class WarmablePrimary(ScriptedChatModel):
+    """A primary that records what it was asked to pre-warm; optionally hangs while warming."""
+
+    warmed: list[list[BaseMessage]] = []
+    hang: bool = False
+    warming: Any = None
+
+    async def aprewarm(self, messages: Sequence[BaseMessage]) -> None:
+        self.warmed.append(list(messages))
+        if self.hang:
+            self.warming.set()
+            await asyncio.Event().wait()
+
+
+def _memory(store: ChromaBlockStore) -> SleeptimeMemory:
+    sleeper = ScriptedChatModel(
+        replies=[
+            tool_call("memory_insert", label="human", new_str="Lives in Porto"),
+            tool_call("memory_finish_edits"),
+        ],
+        repeat_last=True,
+    )
+    return SleeptimeMemory(
+        store,
+        sleeper,
+        scheduler=SleeptimeScheduler(),
+        consolidation="tool-loop",
+        consolidator_options={"grounded": False},
+    )
+
+
+def test_prewarm_after_a_run_evaluates_the_primarys_next_prefix() -> None:
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    memory = _memory(store)
+    primary = WarmablePrimary(replies=["Hi!", "You live in Porto."], warmed=[])
+    graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"user_id": "ana", "thread_id": "t"}}
+    try:
+        graph.invoke({"messages": [HumanMessage("I live in Porto")]}, config)
+        memory.scheduler.wait_idle_sync(WAIT)
+        assert len(primary.warmed) == 1
+        warmed = str(primary.warmed[0][0].content)
+        assert "Lives in Porto" in warmed
+        graph.invoke({"messages": [HumanMessage("Where do I live?")]}, config)
+        system = str(primary.calls[-1][0].content)
+        assert system.startswith(warmed)  # llama.cpp serves this part from its cache
+    finally:
+        memory.scheduler.shutdown(wait=False)
+
+
+def test_stable_prefix_starts_the_primary_prompt_whatever_the_query_retrieves() -> None:
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    memory = _memory(store)
+    try:
+        memory.record(NS, "t", "user", "I live in Porto")
+        asyncio.run(memory.consolidate_now(NS))
+        store.add_note(NS, "Ana mentioned Porto's bridges", {"author": "sleeptime"})
+        view = memory.read(NS, query="Porto bridges")
+        prompt = build_primary_prompt(view, [HumanMessage("Porto bridges?")], "t")
+        prefix = str(stable_prefix(memory.read(NS))[0].content)
+        assert str(prompt[0].content).startswith(prefix)
+    finally:
+        memory.scheduler.shutdown(wait=False)
+
+
+def test_turn_drops_a_prewarm_in_flight() -> None:
+    """A pre-warm is not retried: the turn's own prompt warms the same prefix."""
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    memory = _memory(store)
+    warming = threading.Event()
+    primary = WarmablePrimary(replies=["Hi!"], warmed=[], hang=True, warming=warming)
+    warmer = PrefixPrewarmer(primary, memory)
+    memory.scheduler.add_after_run(warmer)
+    try:
+        memory.record(NS, "t", "user", "I live in Porto")
+        memory.scheduler.notify(NS)
+        assert warming.wait(WAIT)
+        with memory.gate:  # the user's next turn
+            memory.scheduler.wait_idle_sync(WAIT)
+        assert warmer.dropped == 1
+        assert warmer.warmed == 0
+        assert len(primary.warmed) == 1
+    finally:
+        memory.scheduler.shutdown(wait=False)
+
+
+def test_no_prewarm_when_the_run_left_the_blocks_unchanged() -> None:
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    sleeper = ScriptedChatModel(replies=[tool_call("memory_finish_edits")], repeat_last=True)
+    memory = SleeptimeMemory(store, sleeper, consolidation="tool-loop")
+    primary = WarmablePrimary(replies=["Hi!"], warmed=[])
+    graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"user_id": "ana", "thread_id": "t"}}
+    try:
+        graph.invoke({"messages": [HumanMessage("Hello")]}, config)
+        memory.scheduler.wait_idle_sync(WAIT)
+        assert primary.warmed == []
+    finally:
+        memory.scheduler.shutdown(wait=False)
