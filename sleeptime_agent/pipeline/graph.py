@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
@@ -86,7 +87,8 @@ class PipelineContext:
     start_date: datetime | None = None
     """The session date in force before the batch's first message."""
     gate: ForegroundGate | None = None
-    """Each model call waits until no user turn is running."""
+    """User turns go first: a turn preempts the model call in flight (retried whole after it)
+    and holds the next ones."""
     concurrency: int = 1
     """Model calls in flight (1 for the local model: it runs one request at a time)."""
 
@@ -109,6 +111,13 @@ def render_profile(facts: list[Fact], limit: int) -> str:
         lines.append(line)
         size += len(line) + 1
     return "\n".join(reversed(lines))
+
+
+T = TypeVar("T")
+
+
+async def _gated(gate: ForegroundGate | None, call: Callable[[], Awaitable[T]]) -> T:
+    return await gate.run(call) if gate is not None else await call()
 
 
 def _model_calls(ctx: PipelineContext) -> bool:
@@ -136,9 +145,7 @@ async def _enrich(state: PipelineState, runtime: Runtime[PipelineContext]) -> di
     async def one(obs: Observation) -> None:
         async with limit:
             if ctx.keywords:
-                if ctx.gate is not None:
-                    await ctx.gate.wait_clear()
-                got = await label_message(model, obs)
+                got = await _gated(ctx.gate, lambda: label_message(model, obs))
                 totals["calls"] += 1
                 totals["in"] += got.input_tokens
                 totals["out"] += got.output_tokens
@@ -146,9 +153,7 @@ async def _enrich(state: PipelineState, runtime: Runtime[PipelineContext]) -> di
                 if got.failure:
                     failures.append({"layer": "keywords", "seq": obs.seq, "error": got.failure})
             if ctx.facts:
-                if ctx.gate is not None:
-                    await ctx.gate.wait_clear()
-                reply = await extract_facts(model, obs, subjects)
+                reply = await _gated(ctx.gate, lambda: extract_facts(model, obs, subjects))
                 totals["calls"] += 1
                 totals["in"] += reply.input_tokens
                 totals["out"] += reply.output_tokens
