@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import shutil
 import signal
@@ -517,6 +518,38 @@ def _phase_summary(r: PhaseResult, cfg: LoadConfig) -> dict[str, Any]:
     }
 
 
+def _first_attempts(results: list[PhaseResult], phase: str) -> list[float]:
+    return [
+        t.latency_s
+        for r in results
+        if r.phase == phase
+        for t in r.turns
+        if t.acked and t.attempts == 1
+    ]
+
+
+def _ratio_interval(
+    on: list[float], off: list[float], draws: int = 2000, seed: int = 0
+) -> list[float] | None:
+    """Bootstrap 95% interval of p95(on) / p95(off), users' turns resampled with replacement.
+
+    Turns of one run are not independent (they share the server's stalls), so the interval is
+    optimistic; it still says when one run cannot tell the two apart.
+    """
+    if len(on) < 20 or len(off) < 20:
+        return None
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(on), np.asarray(off)
+    ratios = [
+        float(np.percentile(rng.choice(a, a.size), 95) / np.percentile(rng.choice(b, b.size), 95))
+        for _ in range(draws)
+    ]
+    lo, hi = np.percentile(ratios, [2.5, 97.5])
+    return [round(float(lo), 3), round(float(hi), 3)]
+
+
 def run_server_load(cfg: LoadConfig, out: Path) -> Path:
     """Run every phase of ``cfg`` and write ``server-load.json``, ``.md`` and ``.png``."""
     tag = uuid.uuid4().hex[:6]
@@ -547,6 +580,12 @@ def write_results(
     ratio = None
     if on and off and off["latency_s"]["p95"]:
         ratio = round(on["latency_s"]["p95"] / off["latency_s"]["p95"], 3)
+    ratio_ci = None
+    if on and off:
+        ratio_ci = _ratio_interval(
+            [t for t in _first_attempts(results, "on")],
+            [t for t in _first_attempts(results, "off")],
+        )
     checked = [p for p in phases.values() if p["phase"] != "off"]
     data: dict[str, Any] = {
         "users": cfg.users,
@@ -555,6 +594,12 @@ def write_results(
         "duplicated_writes": sum(p["checks"].get("duplicated_writes", 0) for p in checked),
         "p95_ratio_on_off": ratio,
         "drain_s": on["drain_s"] if on else None,
+        "p95_ratio_on_off_ci95": ratio_ci,
+        "p50_ratio_on_off": (
+            round(on["latency_s"]["p50"] / off["latency_s"]["p50"], 3)
+            if on and off and off["latency_s"]["p50"]
+            else None
+        ),
         "config": asdict(cfg),
         "workdir": str(workdir) if workdir else None,
         "deployment": {
@@ -568,6 +613,7 @@ def write_results(
         "turns": {r.phase: [asdict(t) for t in r.turns] for r in results},
     }
     path = write_report(out, "server-load", data)
+    data = json.loads(path.read_text())  # with the command and the machine's load added
     (out / "server-load.md").write_text(render_markdown(data), encoding="utf-8")
     plot_server_load(data, out / "server-load.png")
     return path
@@ -588,7 +634,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         f"- lost writes: **{data['lost_writes']}**, duplicated writes: "
         f"**{data['duplicated_writes']}** (phases with sleep-time on)",
-        f"- turn latency p95, sleep-time on / off: **{data['p95_ratio_on_off']}**",
+        f"- turn latency p95, sleep-time on / off: **{data['p95_ratio_on_off']}** (bootstrap 95% "
+        f"interval {data.get('p95_ratio_on_off_ci95')}; p50 ratio "
+        f"{data.get('p50_ratio_on_off')})",
         f"- drain after the load stopped (phase on): **{data['drain_s']} s**",
         "",
         "| phase | turns acked | p50 s | p95 s | p99 s | backlog at stop (msgs / users) "

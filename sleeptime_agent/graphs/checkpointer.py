@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 # Absolute imports: LangGraph Server loads this file by path, outside its package.
 from sleeptime_agent import config
-from sleeptime_agent.errors import ConfigurationError
+from sleeptime_agent.errors import ConfigurationError, MissingExtra
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.postgres import PostgresSaver
@@ -52,11 +52,8 @@ def postgres_uri(uri: str | None = None) -> str:
     return value
 
 
-def _missing_extra(exc: ImportError) -> ConfigurationError:
-    return ConfigurationError(
-        "Postgres checkpoints need the `server` extra (pip install 'sleeptime-agent[server]'): "
-        f"{exc}"
-    )
+def _missing_extra(exc: ImportError) -> MissingExtra:
+    return MissingExtra("server", exc.name or "langgraph.checkpoint.postgres")
 
 
 @asynccontextmanager
@@ -66,7 +63,8 @@ async def postgres_checkpointer(
     """An ``AsyncPostgresSaver`` on a pool of at most ``max_size`` connections, tables created.
 
     Raises:
-        ConfigurationError: No URI, or the `server` extra is not installed.
+        ConfigurationError: No URI.
+        MissingExtra: The `server` extra is not installed.
     """
     try:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -87,7 +85,8 @@ def postgres_saver(uri: str | None = None, *, max_size: int = 10) -> Iterator[Po
     """A synchronous ``PostgresSaver`` on a connection pool, tables created.
 
     Raises:
-        ConfigurationError: No URI, or the `server` extra is not installed.
+        ConfigurationError: No URI.
+        MissingExtra: The `server` extra is not installed.
     """
     try:
         from langgraph.checkpoint.postgres import PostgresSaver
