@@ -712,7 +712,8 @@ def write_stateful_report(
             "loop) over the samples a condition uses (prompt tokens in "
             "mean_sleeptime_prompt_tokens)",
             "k_combination": "samples 0..k-1 nested (sample 0 greedy, the rest at "
-            "sleep_temperature); notes concatenated in order, duplicate lines dropped",
+            "sleep_temperature); the results most samples agree on first, then the notes "
+            "concatenated in order, duplicate lines dropped",
             "prompt_tuning": "prompts tuned on GSM-Symbolic P2 templates 0-24 only",
             "tuning_run": cfg.tuning,
             "scoring": "a cut-off answer (completion tokens = cap) counts only with an explicit "

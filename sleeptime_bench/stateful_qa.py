@@ -9,14 +9,18 @@ model loops or copies the context when asked to, hence the separate reasoning st
 Test-time: the primary answers the question from the context, with or without ``c'``, at one
 of five verbosity levels (the paper's test-time budget axis).
 
-Scaled sleep-time compute (``k`` notes per context) is combined by :func:`combine_notes`: the
-``k`` blocks are concatenated in sample order with duplicate lines dropped, so agreeing samples
-cost no extra prompt and disagreeing ones are all shown to the primary.
+Scaled sleep-time compute (``k`` notes per context) is combined by :func:`combine_notes`:
+first the lines whose computed number a majority of the ``k`` analyses reached (agreement on
+the quantities, the combination the paper's scaling needs), then the ``k`` blocks concatenated
+in sample order with duplicate lines dropped, so agreeing samples cost little extra prompt and
+disagreeing ones are all shown to the primary.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,7 @@ __all__ = [
     "NotesWriter",
     "answer_messages",
     "aanswer",
+    "agreed_lines",
     "combine_notes",
     "with_temperature",
 ]
@@ -182,10 +187,12 @@ class NotesWriter:
 
 
 def combine_notes(notes: list[str]) -> str:
-    """Combine ``k`` independent notes into one ``c'``: concatenated, duplicate lines dropped.
+    """Combine ``k`` independent notes into one ``c'``: agreed results, then every sample.
 
-    Lines are compared after collapsing whitespace and case, so two samples that computed the
-    same quantity the same way show it once, and samples that disagree all show their line.
+    The results most samples reached come first (:func:`agreed_lines`); then the samples are
+    concatenated with duplicate lines dropped. Lines are compared after collapsing whitespace
+    and case, so two samples that computed the same quantity the same way show it once, and
+    samples that disagree all show their line.
 
     Args:
         notes: The notes of each sleep-time sample, in sample order.
@@ -197,6 +204,9 @@ def combine_notes(notes: list[str]) -> str:
         return notes[0]
     seen: set[str] = set()
     parts: list[str] = []
+    agreed = agreed_lines(notes)
+    if agreed:
+        parts.append(f"[agreed by most of the {len(notes)} analyses]\n" + "\n".join(agreed))
     for i, text in enumerate(notes, start=1):
         kept: list[str] = []
         for line in text.splitlines():
@@ -208,6 +218,38 @@ def combine_notes(notes: list[str]) -> str:
         if kept:
             parts.append(f"[notes {i}]\n" + "\n".join(kept))
     return "\n".join(parts)
+
+
+_RESULT = re.compile(r"=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)")
+
+
+def agreed_lines(notes: list[str]) -> list[str]:
+    """Lines stating a result (``... = N``) that most of the ``k`` analyses reached.
+
+    A result counts once per analysis; it is agreed when more than half of the analyses wrote
+    it. Each agreed result is shown by the first line (in sample order) that states it.
+
+    Args:
+        notes: The notes of each sleep-time sample.
+
+    Returns:
+        One line per agreed result, in order of first appearance.
+    """
+    per_sample = [
+        {m.replace(",", "") for m in _RESULT.findall(text)} for text in notes if text.strip()
+    ]
+    votes = Counter(n for found in per_sample for n in found)
+    agreed = {n for n, c in votes.items() if c * 2 > len(notes)}
+    out: list[str] = []
+    shown: set[str] = set()
+    for text in notes:
+        for line in text.splitlines():
+            results = {m.replace(",", "") for m in _RESULT.findall(line)}
+            new = (results & agreed) - shown
+            if new:
+                out.append(line.strip())
+                shown |= results & agreed
+    return out
 
 
 def answer_messages(

@@ -15,7 +15,7 @@ from sleeptime_agent.testing import ScriptedChatModel, tool_call
 from sleeptime_bench import amortization, predictability, prompts, stateful
 from sleeptime_bench.results import ConditionSummary, ResultsFile
 from sleeptime_bench.scoring import wilson_interval
-from sleeptime_bench.stateful_qa import answer_messages, combine_notes
+from sleeptime_bench.stateful_qa import agreed_lines, answer_messages, combine_notes
 
 GSM_ROWS = [
     {
@@ -241,7 +241,12 @@ def test_amortization_needs_results(tmp_path: Path) -> None:
 def test_combine_notes_drops_duplicate_lines() -> None:
     assert combine_notes(["a = 1\nb = 2"]) == "a = 1\nb = 2"
     combined = combine_notes(["a = 1\nb = 2", "A =  1\nc = 3", "b = 2"])
-    assert combined == "[notes 1]\na = 1\nb = 2\n[notes 2]\nc = 3"
+    # 1 and 2 are each reached by 2 of the 3 analyses: agreed, shown first.
+    assert combined == (
+        "[agreed by most of the 3 analyses]\na = 1\nb = 2\n"
+        "[notes 1]\na = 1\nb = 2\n[notes 2]\nc = 3"
+    )
+    assert agreed_lines(["x = 5", "y = 6", "z = 7"]) == []
 
 
 def test_answer_prompt_puts_instruction_last() -> None:
