@@ -27,13 +27,14 @@ from langgraph.graph import START, MessagesState, StateGraph
 
 from sleeptime_agent import ChromaBlockStore
 from sleeptime_agent.blocks import namespace_from_config
-from sleeptime_agent.config import postgres_uri
+from sleeptime_agent.config import SLEEPTIME_MODEL_ENV, model_spec, postgres_uri
 from sleeptime_agent.memory import SleeptimeMemory
 from sleeptime_agent.models import resolve_model
 
 model = resolve_model(None)  # $SLEEPTIME_MODEL, else the bundled local model
 store = ChromaBlockStore.persistent(tempfile.mkdtemp(prefix="dropin-"))
-memory = SleeptimeMemory(store, sleeptime_model=model)  # + sleeptime
+sleeptime_model = resolve_model(model_spec(SLEEPTIME_MODEL_ENV) or model)  # else the same
+memory = SleeptimeMemory(store, sleeptime_model=sleeptime_model)  # + sleeptime
 
 
 def chatbot(state: MessagesState, config: RunnableConfig) -> dict[str, object]:

@@ -13,8 +13,8 @@
                                 turns of a user (default 1); 0 turns background runs off
 ``SLEEPTIME_DELAY_SECONDS``     the server graph's debounce: a run starts after this many
                                 seconds without a newer turn of the user (default 0)
-``SLEEPTIME_CONSOLIDATION``     how the server graph consolidates (``pipeline`` or
-                                ``tool-loop``; default: SleeptimeMemory's)
+``SLEEPTIME_CONSOLIDATION``     how the server graph consolidates (``auto``, ``pipeline`` or
+                                ``tool-loop``; default: SleeptimeMemory's, ``auto``)
 ``SLEEPTIME_DATA``              evaluation data for ``sleeptime bench`` (``../shared/data``)
 ``LETTA_BASE_URL``              the Letta server the bridge talks to
 ``LETTA_API_KEY``               its API key (Letta Cloud)
@@ -108,7 +108,7 @@ def postgres_uri() -> str | None:
 
 
 def consolidation() -> str | None:
-    """The server graph's consolidation (``pipeline`` / ``tool-loop``), if set."""
+    """The server graph's consolidation (``auto`` / ``pipeline`` / ``tool-loop``), if set."""
     return env(CONSOLIDATION_ENV)
 
 

@@ -11,8 +11,8 @@ path, so it imports the package absolutely. Configuration comes from the environ
   turns background runs off, e.g. to consolidate from a scheduled job instead);
 * ``SLEEPTIME_DELAY_SECONDS``: a run starts after this many seconds without a newer turn of the
   user (debounce, default 0): under load, runs wait for a pause instead of following each turn;
-* ``SLEEPTIME_CONSOLIDATION``: ``pipeline`` or ``tool-loop`` (default: SleeptimeMemory's); the
-  scripted test model ``scripted:memorize`` speaks the tool loop.
+* ``SLEEPTIME_CONSOLIDATION``: ``auto``, ``pipeline`` or ``tool-loop`` (default: SleeptimeMemory's
+  ``auto``); the scripted test model ``scripted:memorize`` speaks the tool loop.
 
 Checkpoints in Postgres: add ``"checkpointer": {"backend": "custom", "path":
 "./sleeptime_agent/graphs/checkpointer.py:postgres_checkpointer"}`` to ``langgraph.json`` and set

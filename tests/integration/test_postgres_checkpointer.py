@@ -81,7 +81,8 @@ def test_drop_in_example_runs_on_postgres(postgres: Any) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "new thread bot>" in out.stdout, out.stdout
+    # The new thread knows Sam through the consolidated block (scripted:recall reads only it).
+    assert "allergic to peanuts" in out.stdout.split("new thread bot>")[-1], out.stdout
     with psycopg.connect(uri) as conn:
         rows = conn.execute("SELECT DISTINCT thread_id FROM checkpoints").fetchall()
     assert {r[0] for r in rows} == {"monday", "friday"}
