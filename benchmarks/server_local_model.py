@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -121,6 +122,7 @@ def main() -> int:
             server.stop()
         postgres.stop()
         chroma.stop()
+        shutil.rmtree(base, ignore_errors=True)
     result["deployment"] = (
         "langgraph dev + Postgres checkpoints + chroma run, SLEEPTIME_MODEL=local"
     )
