@@ -84,6 +84,8 @@ class ReadOptions:
     """Conservative estimate used for the budget."""
     line_chars: int = 600
     """Each recalled turn is clipped to this many characters."""
+    retrieval_share: float = 0.4
+    """Share of the budget kept for facts and recalled turns however large the blocks are."""
 
 
 @dataclass(frozen=True)
@@ -265,10 +267,11 @@ def _within_budget(
 ) -> MemoryView:
     """``view`` with the facts and recalled turns that fit the budget (least relevant dropped).
 
-    The recalled turns are shown oldest first, so that dates read in order.
+    The recalled turns are shown oldest first, so that dates read in order. Full blocks never
+    crowd retrieval out: facts and turns always get at least ``retrieval_share`` of the budget.
     """
     budget = int(opts.token_budget * opts.chars_per_token)
-    used = len(view.render())
+    used = min(len(view.render()), int(budget * (1 - opts.retrieval_share)))
     kept_facts: list[Fact] = []
     for fact in facts:
         size = len(fact.line()) + 3

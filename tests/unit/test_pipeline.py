@@ -167,3 +167,27 @@ def test_model_layers_add_keys_facts_and_a_profile_block() -> None:
     block = store.get_block(NS, "human")
     assert block is not None
     assert "The user adopted a cat." in block.value
+
+
+def test_read_keeps_recall_within_budget_even_with_full_blocks() -> None:
+    from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
+
+    store = _store()
+    big = MemoryBlock(label="human", value="x" * 4000, limit=5000)
+    opts = ReadOptions(token_budget=400, chars_per_token=4.0)
+    memory = SleeptimeMemory(
+        store,
+        ScriptedChatModel(),
+        consolidation="pipeline",
+        read_options=opts,
+        consolidator_options={"blocks": [big]},
+    )
+    for i in range(30):
+        memory.record(NS, "t", "user", f"I visited museum number {i} in Paris.")
+    asyncio.run(memory.consolidate_now(NS))
+    view = memory.read(NS, "Which museum in Paris did I visit?")
+    assert view.recalled, "full blocks must not crowd recall out"
+    retrieved = sum(len(h.line) + 1 for h in view.recalled)
+    assert retrieved <= 400 * 4.0 * opts.retrieval_share
+    assert [h.seq for h in view.recalled] == sorted(h.seq for h in view.recalled)
+    assert view.pending == []
