@@ -135,9 +135,11 @@ class RecallIndex:
             cached = self._bm25.get(namespace)
         if cached is not None and cached.cursor == cursor:
             return cached
-        hits = {h.seq: h for h in self.all(namespace, cursor)}
-        seqs = sorted(hits)
+        # Rebuilt whenever the cursor moves: one listing of the namespace's records (fine at
+        # thousands of messages; an incremental index would be needed far beyond that).
         notes = self.store.list_notes(recall_namespace(namespace))
+        hits = _unique(notes, cursor)
+        seqs = sorted(hits)
         docs = {int(n.metadata.get("seq", -1)): n.text for n in notes}
         corpus = [tokenize(docs.get(s, hits[s].line)) or ["\x00"] for s in seqs]
         model: Any = None
