@@ -11,7 +11,7 @@
 # the ports are CHROMA_PORT (8000), PG_PORT (5432) and PORT (2024). It cds to the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-$(mktemp -d /tmp/sleeptime-deploy.XXXXXX)}
+OWN_DATA=; if [ -z "${DATA:-}" ]; then DATA=$(mktemp -d /tmp/sleeptime-deploy.XXXXXX); OWN_DATA=1; fi
 CHROMA_PORT=${CHROMA_PORT:-8000} PG_PORT=${PG_PORT:-5432} PORT=${PORT:-2024}
 PGBIN=$(dirname "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")
 chmod 755 "$DATA"
@@ -22,6 +22,7 @@ cleanup() {  # the server first, then PostgreSQL, then Chroma; SIGTERM (backgrou
         wait "${pids[i]}" 2>/dev/null || true
     done
     rm -f langgraph.postgres.json
+    if [ -n "$OWN_DATA" ]; then rm -rf "$DATA"; fi
 }
 trap cleanup EXIT
 wait_for() { for _ in $(seq 1 240); do if eval "$1" >/dev/null 2>&1; then return 0; fi; sleep 0.5; done; echo "timeout: $1" >&2; return 1; }

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,25 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec hook: the child gets SIGTERM when its parent thread dies (Linux).
+
+    The fixture starts the server from pytest's main thread, so a killed test run leaves no
+    server behind (runuser forwards SIGTERM to postgres).
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+    def hook() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return hook
 
 
 def _pg_bindir() -> Path | None:
@@ -82,7 +101,12 @@ class PostgresServer:
         cmd += ["-c", f"listen_addresses={self.host}", "-p", str(self.port)]
         cmd += ["-c", "fsync=off", "-c", "max_connections=200"]
         self.proc = subprocess.Popen(
-            [*self._as_user, *cmd], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [*self._as_user, *cmd],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # Only prctl runs between fork and exec (preexec_fn is unsafe with threads otherwise).
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
