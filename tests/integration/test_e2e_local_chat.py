@@ -8,6 +8,7 @@ import pytest
 
 from sleeptime_agent.cli.chat import run_chat
 from sleeptime_agent.storage.block_store import ChromaBlockStore
+from sleeptime_agent.storage.recall import RecallIndex
 
 pytestmark = [pytest.mark.local_model, pytest.mark.slow]
 
@@ -35,12 +36,13 @@ def test_two_facts_are_consolidated_and_recalled_in_a_new_thread(model, tmp_path
         run_chat(store, model, model, user="marta", thread="one", lines=lines, write=printed.append)
         == 0
     )
-    # run_chat waited for the sleep-time runs: the facts are in memory now, written by the
-    # sleep-time agent (the human block, or the anticipation block it may also fill).
-    blocks = {b.label: b for b in store.list_blocks(("marta",))}
-    memory_text = "\n".join(b.value for b in blocks.values() if b.label != "persona").lower()
+    # run_chat waited for the sleep-time runs: the facts are in memory now. The embedded model
+    # consolidates with the pipeline (#14): every message is filed for recall, attributed,
+    # dated and in the third person ("Marta lives in Porto" is not the assistant's claim).
+    recalled = [h.line for h in RecallIndex(store).all(("marta",))]
+    memory_text = "\n".join(recalled).lower()
     assert "porto" in memory_text and "bolt" in memory_text, memory_text
-    assert blocks["human"].author == "sleeptime" and blocks["human"].value
+    assert any(line.startswith("[") and "the user: " in line for line in recalled), recalled
 
     printed.clear()
     lines = iter(["Where do I live, and what is my dog's name?\n"])
