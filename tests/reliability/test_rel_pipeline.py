@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from sleeptime_agent import ChromaBlockStore, MemoryBlock
 from sleeptime_agent.pipeline.consolidator import PipelineConsolidator
-from sleeptime_agent.storage.recall import RecallIndex
+from sleeptime_agent.storage.recall import RecallIndex, recall_namespace
 from sleeptime_agent.testing import HashingEmbeddings, ScriptedChatModel, tool_call
 
 NS = ("rel-pipeline",)
@@ -139,3 +139,21 @@ def test_cursor_never_passes_messages_left_for_the_next_run() -> None:
     for record in records:
         assert set(range(2, record.cursor_after + 1)) <= indexed
     assert con.transcript.cursor(NS).seq == 3
+
+
+def test_concurrent_pipeline_workers_index_each_message_once() -> None:
+    """Two workers on one namespace: the lease lets one run at a time; none lost or doubled."""
+    store = _store()
+    first = PipelineConsolidator(store, ScriptedChatModel(), max_transcript_chars=70)
+    second = PipelineConsolidator(store, ScriptedChatModel(), max_transcript_chars=70)
+    _fill(first)
+
+    async def both() -> None:
+        await asyncio.gather(first.arun_until_caught_up(NS), second.arun_until_caught_up(NS))
+        # Whoever was skipped by the lease catches up afterwards.
+        await second.arun_until_caught_up(NS)
+
+    asyncio.run(both())
+    assert first.transcript.cursor(NS).seq == 3
+    assert [h.seq for h in first.recall.all(NS)] == [2, 3]
+    assert len(store.list_notes(recall_namespace(NS))) == 2, "no message indexed twice"
