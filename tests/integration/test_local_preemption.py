@@ -38,7 +38,7 @@ def test_turn_mid_step_gets_its_first_token_before_the_step_ends() -> None:
     primary = LocalChatModel(max_tokens=8, n_ctx=4096)  # same server: one slot, shared
     primary.load()
     rng = random.Random()  # a fresh prompt each run: nothing of it is cached yet
-    long_prompt = " ".join(rng.choice(WORDS) for _ in range(400)) + "\nSummarize in one word."
+    long_prompt = " ".join(rng.choice(WORDS) for _ in range(200)) + "\nSummarize in one word."
     gate = ForegroundGate()
 
     async def step() -> str:
