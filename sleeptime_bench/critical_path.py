@@ -145,6 +145,10 @@ class StepTracker:
         self.step_started = time.perf_counter()
         self.run_active = False
         self.user_active = False
+        self.turn_timings: dict[str, Any] = {}
+        """llama.cpp's timings of the user turn's last primary call (``cache_n``: cached)."""
+        self.prewarms: list[dict[str, Any]] = []
+        """llama.cpp's timings of each finished pre-warm."""
 
     def _enter(self, phase: str, new_step: bool = False) -> None:
         if new_step or phase != self.phase:
@@ -166,9 +170,14 @@ class StepTracker:
     def primary_chunk(self, chunk: dict[str, Any]) -> None:
         """Observer for the primary model: its requests outside a user turn are pre-warms."""
         with self._lock:
+            timings = chunk.get("timings")
             if self.user_active:
+                if timings is not None:
+                    self.turn_timings = dict(timings)
                 return
-            if chunk.get("usage") is not None or chunk.get("timings") is not None:
+            if chunk.get("usage") is not None or timings is not None:
+                if timings is not None:
+                    self.prewarms.append(dict(timings))
                 self._enter("between")
             elif self.phase != "prewarm":
                 self._enter("prewarm", new_step=True)
@@ -245,6 +254,7 @@ def _turn(arm: Arm, text: str, case: str, tracker: StepTracker, episode: int) ->
     if case != "inflight":
         phase, into = "idle", 0.0
     preempted_before = arm.memory.gate.preemptions
+    tracker.turn_timings = {}
     tracker.user_active = True
     t0 = time.perf_counter()
     first: float | None = None
@@ -276,6 +286,9 @@ def _turn(arm: Arm, text: str, case: str, tracker: StepTracker, episode: int) ->
         "ttft_s": round(first if first is not None else total, 3),
         "turn_s": round(total, 3),
         "preempted": arm.memory.gate.preemptions - preempted_before,
+        # How much of the primary's prompt llama.cpp served from its cache (pre-warm's effect).
+        "cached_tokens": tracker.turn_timings.get("cache_n"),
+        "evaluated_tokens": tracker.turn_timings.get("prompt_n"),
         "prompt_tokens": turn.input_tokens,
         "completion_tokens": turn.output_tokens,
         "user": text,
