@@ -288,7 +288,8 @@ def test_parallel_items_give_the_same_results(data: Path, tmp_path: Path, models
     def run(out: Path, parallel: str) -> dict[str, Any]:
         argv = ["bench", "stateful-gsm", "--limit", "2", "--data", str(data), "--out", str(out)]
         assert main([*argv, "--verbosity", "0", "--k", "1", "--parallel", parallel]) == 0
-        return _report(out / "stateful-gsm.json")["conditions"]
+        conditions: dict[str, Any] = _report(out / "stateful-gsm.json")["conditions"]
+        return conditions
 
     serial, side_by_side = run(tmp_path / "s", "1"), run(tmp_path / "p", "2")
     assert side_by_side["sleeptime-k1-v0"]["n"] == 2
