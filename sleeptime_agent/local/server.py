@@ -80,7 +80,12 @@ class ServerKey(NamedTuple):
     n_parallel: int
     """Slots: requests decoded at once."""
     n_batch: int = 16
-    """Prompt tokens evaluated per step; a stream can only be stopped between steps."""
+    """Prompt tokens evaluated per step; a stream can only be stopped between steps.
+
+    Measured (900-token prompt, 2 threads, one run): 56 prompt tokens/s at 16, 62 at 64, 61 at
+    512. 16 gives up ~9% of prompt throughput so that a user turn waits ~0.6 s instead of ~2 s
+    for the sleep-time batch in flight (the stop lands after it and one more).
+    """
 
 
 #: RAM for llama.cpp's cache of prompts that slots moved away from (MiB).
