@@ -80,6 +80,7 @@ __all__ = [
     "memory_snapshot",
     "render_history",
     "round_robin",
+    "stratified",
     "run_from_args",
     "run_memory_bench",
     "truncate_history",
@@ -237,6 +238,10 @@ def _safe(key: str) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
+ANSWER_BLOCK = 20
+"""Questions answered by every condition before the next block starts (see ``todo``)."""
+
+
 def round_robin(items: Sequence[Any], key: Callable[[Any], str], limit: int | None) -> list[Any]:
     """The first ``limit`` items taken in turn from each group, groups and items in file order.
 
@@ -264,6 +269,20 @@ def round_robin(items: Sequence[Any], key: Callable[[Any], str], limit: int | No
                 chosen.append(indexes[depth])
         depth += 1
     return [items[i] for i in sorted(chosen)]
+
+
+def stratified(items: Sequence[Any], key: Callable[[Any], str]) -> list[Any]:
+    """All ``items`` in the order :func:`round_robin` takes them: in turn from each group."""
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    rows = [
+        group[depth]
+        for depth in range(max(map(len, groups.values()), default=0))
+        for group in groups.values()
+        if depth < len(group)
+    ]
+    return rows
 
 
 def render_history(sessions: Sequence[DialogueSession]) -> list[str]:
@@ -706,12 +725,17 @@ async def run_memory_bench(
         conditions = list(cfg.conditions)
         if d is dialogues[0] and "sleeptime" in conditions:  # the probe right after sleeptime
             conditions.insert(conditions.index("sleeptime") + 1, PROBE_CONDITION)
-        return [
-            (c, q)
-            for c in conditions
+        # Blocks of questions, each answered by every condition in turn: a run stopped early
+        # leaves paired answers on a stratified sample, while the full-context condition still
+        # reuses its long cached prefix from one question to the next within a block.
+        rank = {q.item_id: i for i, q in enumerate(stratified(d.questions, lambda q: q.category))}
+        pairs = [
+            (rank[q.item_id] // ANSWER_BLOCK, ci, rank[q.item_id], c, q)
+            for ci, c in enumerate(conditions)
             for q in d.questions
             if (q.item_id, c) not in done and (c != PROBE_CONDITION or q.item_id in probe_keys)
         ]
+        return [(c, q) for *_, c, q in sorted(pairs, key=lambda p: p[:3])]
 
     def report() -> Path:
         return _write(
