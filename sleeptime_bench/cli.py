@@ -30,6 +30,7 @@ BENCH_MODULES = (
     "local_model_bench",  # local-model
     "server_load",  # server-load
     "critical_path",  # critical-path
+    "gsm_validate",  # gsm-validate
 )
 
 

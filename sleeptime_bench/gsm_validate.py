@@ -20,8 +20,10 @@ Failing templates are listed by name with the reason and left out of generation.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -46,12 +48,15 @@ from sleeptime_bench.gsm_templates import (
     sample_assignment,
     template_answer,
 )
+from sleeptime_bench.paths import data_dir as resolve_data
+from sleeptime_bench.paths import default_out
 
 __all__ = [
     "GSM_P2_FILE",
     "SAMPLES",
     "SplitValidation",
     "TemplateCheck",
+    "register",
     "all_splits",
     "cached_validation",
     "passing_templates",
@@ -318,20 +323,25 @@ def write_validation(data_dir: Path, out: Path) -> dict[str, Any]:
     return summary
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sleeptime_bench.gsm_validate [--data DIR] [--out FILE]``."""
-    import argparse
-
-    from sleeptime_bench.paths import data_dir as resolve_data
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=None, help="evaluation data directory")
-    parser.add_argument(
-        "--out",
-        default="benchmarks/results/stateful-gsm-p1/gsm-validation.json",
-        help="where to write the validation summary",
+def register(sub: Any) -> None:
+    """Add ``sleeptime bench gsm-validate``."""
+    p = sub.add_parser(
+        "gsm-validate",
+        help="check the GSM-Symbolic instance generator against Apple's templates and instances",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    args = parser.parse_args(argv)
+    p.add_argument("--data", default=None, help="evaluation data directory")
+    p.add_argument(
+        "--out",
+        default=str(Path(default_out("gsm-validate")) / "gsm-validation.json"),
+        help="the JSON summary to write (the committed one: "
+        "benchmarks/results/stateful-gsm-p1/gsm-validation.json)",
+    )
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
     summary = write_validation(resolve_data(args.data), Path(args.out))
     for split, row in summary.items():
         print(  # noqa: T201 - the command's output
@@ -340,7 +350,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{row['shipped_reproduced']}/{row['shipped_instances']}; failing: "
             + (", ".join(row["failures"]) or "none")
         )
+    print(f"wrote {args.out}")  # noqa: T201
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sleeptime_bench.gsm_validate``: the same as ``sleeptime bench gsm-validate``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    register(parser.add_subparsers(required=True))
+    args = parser.parse_args(["gsm-validate", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

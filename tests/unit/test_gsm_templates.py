@@ -213,3 +213,21 @@ def test_a_template_whose_formulas_disagree_fails_validation() -> None:
     check = validate_template(template, twin_passed=True, samples=3)
     assert not check.passed
     assert "worked solution" in (check.reason or "")
+
+
+@needs_data
+def test_the_gsm_validate_command_writes_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sleeptime_agent.cli import main
+    from sleeptime_bench import gsm_validate
+
+    # One real split keeps the command's test short; the validation itself is tested above.
+    monkeypatch.setattr(gsm_validate, "SPLITS", ("p1",))
+    out = tmp_path / "v.json"
+    assert main(["bench", "gsm-validate", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert list(summary) == ["p1"]
+    assert summary["p1"]["n_templates"] == 100
+    assert "p1/0074" in summary["p1"]["failures"]
+    assert "p1: " in capsys.readouterr().out
