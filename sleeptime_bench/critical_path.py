@@ -16,10 +16,19 @@ episode of each arm plays, in order:
 Two arms share the server and alternate episode by episode, so machine load hits both alike:
 ``before`` (neither preemption nor pre-warming: a turn waits for the step in flight, and the
 first turn after a run re-evaluates the changed blocks) and ``after`` (both, unless
-``--no-preempt`` / ``--no-prewarm`` switch one off to isolate the other). Reported per arm and
+``--no-preempt`` / ``--no-prewarm`` switch one off to isolate the other). The ``before`` arm
+runs on a one-slot llama.cpp server, as the local model did; the ``after`` arm on a two-slot
+server with the primary (and its pre-warm) pinned to slot 0 and the sleep-time agent to slot 1
+(:meth:`~sleeptime_agent.local.LocalChatModel.for_role`; ``--no-pin``: one shared slot, as
+before). Reported per arm and
 case: time to first token and full-turn latency p50/p95/max and the ratios to ``warm``; the
 preemptions; an audit of the ledger against block history (no edit lost or applied twice); and
 sleep-time throughput (ledger tokens per wall second of a run).
+
+Then the throughput test (``--throughput-runs N``, the ``after`` arm): the same N sleep-time
+runs on fresh copies of one conversation, once with no user turns and once with a user turn
+(another user, same gate) every ``--turn-every`` seconds; sleep-time tokens per wall second of
+each, and their ratio (the target is >= 0.8 at one turn every 20 s).
 
 A scripted-model stress run (``--stress N``, no real model) adds at least N preemptions at
 random moments and audits the same way. Writes ``critical-path.json``, ``critical-path.md`` and
@@ -104,6 +113,23 @@ def register(sub: Any) -> None:
     p.add_argument("--no-preempt", action="store_true", help="the 'after' arm does not preempt")
     p.add_argument("--no-prewarm", action="store_true", help="the 'after' arm does not pre-warm")
     p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="the 'after' arm shares one llama.cpp slot between the roles (as 'before')",
+    )
+    p.add_argument(
+        "--throughput-runs",
+        type=int,
+        default=2,
+        help="sleep-time runs per throughput condition (0: no throughput test; default 2)",
+    )
+    p.add_argument(
+        "--turn-every",
+        type=float,
+        default=20.0,
+        help="seconds between user turns in the throughput test (default 20)",
+    )
+    p.add_argument(
         "--stress", type=int, default=200, help="scripted-model preemptions to audit (0: none)"
     )
     p.add_argument("--seed", type=int, default=16)
@@ -120,6 +146,9 @@ def _cmd(args: argparse.Namespace) -> int:
         think=args.think,
         preempt=not args.no_preempt,
         prewarm=not args.no_prewarm,
+        pin=not args.no_pin,
+        throughput_runs=args.throughput_runs,
+        turn_every=args.turn_every,
         stress=args.stress,
         seed=args.seed,
         out=Path(args.out),
@@ -249,7 +278,15 @@ def _build_arm(
     return Arm(name, preempt, prewarm, f"marta-{name}", memory, scheduler, graph)
 
 
-def _turn(arm: Arm, text: str, case: str, tracker: StepTracker, episode: int) -> dict[str, Any]:
+def _turn(
+    arm: Arm,
+    text: str,
+    case: str,
+    tracker: StepTracker,
+    episode: int,
+    *,
+    user: str | None = None,
+) -> dict[str, Any]:
     phase, into = tracker.snapshot()
     if case != "inflight":
         phase, into = "idle", 0.0
@@ -260,8 +297,11 @@ def _turn(arm: Arm, text: str, case: str, tracker: StepTracker, episode: int) ->
     first: float | None = None
     reply = ""
     try:
+        config: RunnableConfig = arm.config
+        if user is not None:  # another user of the same graph (and gate)
+            config = {"configurable": {"user_id": user, "thread_id": "bench"}}
         stream: Any = arm.graph.stream(
-            {"messages": [HumanMessage(text)]}, arm.config, stream_mode="messages"
+            {"messages": [HumanMessage(text)]}, config, stream_mode="messages"
         )
         for chunk, meta in stream:
             if meta.get("langgraph_node") == "primary" and isinstance(chunk, AIMessageChunk):
@@ -289,11 +329,18 @@ def _turn(arm: Arm, text: str, case: str, tracker: StepTracker, episode: int) ->
         # How much of the primary's prompt llama.cpp served from its cache (pre-warm's effect).
         "cached_tokens": tracker.turn_timings.get("cache_n"),
         "evaluated_tokens": tracker.turn_timings.get("prompt_n"),
+        # llama.cpp's own prompt evaluation time: TTFT minus this is reading memory, queueing
+        # for the slot and the first token.
+        "prompt_eval_s": _ms_to_s(tracker.turn_timings.get("prompt_ms")),
         "prompt_tokens": turn.input_tokens,
         "completion_tokens": turn.output_tokens,
         "user": text,
         "reply": reply,
     }
+
+
+def _ms_to_s(ms: float | None) -> float | None:
+    return round(ms / 1000, 3) if ms is not None else None
 
 
 def _reached(tracker: StepTracker, phase: str) -> Callable[[], bool]:
@@ -422,6 +469,85 @@ def _summarize_arm(arm: Arm) -> dict[str, Any]:
     }
 
 
+# -- throughput with and without user turns ----------------------------------------------------
+
+
+def _workload(arm: Arm, namespace: tuple[str, ...], runs: int) -> tuple[list[RunRecord], float]:
+    """``runs`` sleep-time runs on ``namespace``, two new facts before each: (records, wall s)."""
+    records: list[RunRecord] = []
+    started = time.perf_counter()
+    for k in range(runs):
+        for fact in FACTS[2 * k % len(FACTS) : 2 * k % len(FACTS) + 2]:
+            arm.memory.record(namespace, "bench", "user", fact)
+            arm.memory.record(namespace, "bench", "assistant", "Noted.")
+        records += asyncio.run(arm.memory.consolidate_now(namespace))
+    return records, time.perf_counter() - started
+
+
+def throughput_summary(conditions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Tokens per wall second of each condition, and ``with_turns`` over ``no_turns``."""
+    out: dict[str, Any] = {}
+    for name, c in conditions.items():
+        rate = c["sleeptime_tokens"] / c["wall_s"] if c["wall_s"] else None
+        out[name] = {**c, "tokens_per_wall_s": round(rate, 3) if rate is not None else None}
+    none = out.get("no_turns", {}).get("tokens_per_wall_s")
+    some = out.get("with_turns", {}).get("tokens_per_wall_s")
+    out["ratio"] = _ratio(some, none)
+    return out
+
+
+def run_throughput(
+    arm: Arm, tracker: StepTracker, *, runs: int, turn_every: float, rng: random.Random
+) -> dict[str, Any]:
+    """The same ``runs`` sleep-time runs with no user turns, then with one every ``turn_every``.
+
+    Each condition consolidates a fresh namespace holding the same messages, so both do the
+    same work; the turns come from another user of the arm's graph, who shares its gate (a turn
+    preempts the step in flight, which is retried after it) and its primary's slot.
+    """
+    conditions: dict[str, dict[str, Any]] = {}
+    turns: list[dict[str, Any]] = []
+    for name in ("no_turns", "with_turns"):
+        namespace = (f"{arm.user}-throughput-{name}",)
+        stop = threading.Event()
+        questions = rng.sample(QUESTIONS, len(QUESTIONS))
+
+        def user(stop: threading.Event = stop, questions: list[str] = questions) -> None:
+            k = 0
+            # The first turn half a period in, so that it lands inside the first run.
+            while not stop.wait(turn_every / 2 if k == 0 else turn_every):
+                row = _turn(
+                    arm,
+                    questions[k % len(questions)],
+                    "throughput",
+                    tracker,
+                    k,
+                    user=f"{arm.user}-throughput-user",
+                )
+                turns.append(row)
+                k += 1
+
+        thread = threading.Thread(target=user, name="throughput-user", daemon=True)
+        preempted = arm.memory.gate.preemptions
+        if name == "with_turns":
+            thread.start()
+        try:
+            records, wall = _workload(arm, namespace, runs)
+        finally:
+            stop.set()
+            if thread.is_alive():
+                thread.join()
+        conditions[name] = {
+            "runs": len(records),
+            "sleeptime_tokens": sum(r.total_tokens for r in records),
+            "wall_s": round(wall, 2),
+            "user_turns": len(turns) if name == "with_turns" else 0,
+            "preemptions": arm.memory.gate.preemptions - preempted,
+        }
+        sys.stderr.write(f"[{NAME}] throughput {name}: {conditions[name]}\n")
+    return {**throughput_summary(conditions), "turn_every_s": turn_every, "user_turn_rows": turns}
+
+
 # -- the stress run (scripted models) ----------------------------------------------------------
 
 
@@ -512,14 +638,23 @@ def run_critical_path(
     stress: int,
     seed: int,
     out: Path,
+    pin: bool = True,
+    throughput_runs: int = 0,
+    turn_every: float = 20.0,
 ) -> Path:
     """Play both arms on the local model, audit, stress, and write the report."""
     from sleeptime_agent.local import LocalChatModel
 
     rng = random.Random(seed)
     tracker = StepTracker()
+    # before: one llama.cpp slot shared by both roles (the local model's default server).
     sleeper = LocalChatModel(on_chunk=tracker.sleeptime_chunk)
     primary = LocalChatModel(max_tokens=max_tokens, on_chunk=tracker.primary_chunk)
+    # after: each role pinned to its own slot of a second server (same weights file).
+    sleeper_after, primary_after = sleeper, primary
+    if pin:
+        sleeper_after = sleeper.for_role("sleeptime")
+        primary_after = primary.for_role("primary")
     settings = {
         "episodes": episodes,
         "inflight_per_run": inflight,
@@ -529,8 +664,22 @@ def run_critical_path(
         "seed": seed,
         "model": primary.model_name,
         "n_batch": primary.n_batch,
-        "after_arm": {"preempt": preempt, "prewarm": prewarm},
-        "before_arm": {"preempt": False, "prewarm": False},
+        "after_arm": {
+            "preempt": preempt,
+            "prewarm": prewarm,
+            "pinned_slots": pin,
+            "n_parallel": primary_after.n_parallel,
+            "n_ctx": primary_after.n_ctx,
+        },
+        "before_arm": {
+            "preempt": False,
+            "prewarm": False,
+            "pinned_slots": False,
+            "n_parallel": primary.n_parallel,
+            "n_ctx": primary.n_ctx,
+        },
+        "throughput_runs": throughput_runs,
+        "turn_every_s": turn_every,
     }
     with tempfile.TemporaryDirectory() as tmp:
         store = ChromaBlockStore.persistent(Path(tmp) / "store")
@@ -550,8 +699,8 @@ def run_critical_path(
                 preempt=preempt,
                 prewarm=prewarm,
                 store=store,
-                primary=primary,
-                sleeper=sleeper,
+                primary=primary_after,
+                sleeper=sleeper_after,
                 tracker=tracker,
                 max_steps=max_steps,
             ),
@@ -559,6 +708,8 @@ def run_critical_path(
         # Scripted and quick: first, so that every partial report carries it.
         stressed = run_stress(stress, seed=seed) if stress > 0 else None
         primary.load()
+        primary_after.load()
+        throughput: dict[str, Any] | None = None
         try:
             for episode in range(episodes):
                 order = arms if episode % 2 == 0 else arms[::-1]
@@ -574,7 +725,13 @@ def run_critical_path(
                         questions=questions,
                     )
                 # A partial report after each episode: a long run on a shared machine may die.
-                _write(out, settings, arms, store, stressed, final=episode == episodes - 1)
+                final = episode == episodes - 1 and throughput_runs <= 0
+                _write(out, settings, arms, store, stressed, None, final=final)
+            if throughput_runs > 0:
+                throughput = run_throughput(
+                    arms[1], tracker, runs=throughput_runs, turn_every=turn_every, rng=rng
+                )
+                _write(out, settings, arms, store, stressed, throughput, final=True)
             return out / f"{NAME}.json"
         finally:
             for arm in arms:
@@ -587,11 +744,17 @@ def _write(
     arms: list[Arm],
     store: ChromaBlockStore,
     stressed: dict[str, Any] | None,
+    throughput: dict[str, Any] | None,
     *,
     final: bool,
 ) -> Path:
     summary = {arm.name: _summarize_arm(arm) for arm in arms}
     audits = {arm.name: audit_edits(store, arm.namespace, arm.memory.ledger.runs) for arm in arms}
+    if throughput is not None:  # its runs consolidate namespaces of their own, with preemptions
+        after = arms[1]
+        for name in ("no_turns", "with_turns"):
+            namespace = (f"{after.user}-throughput-{name}",)
+            audits[f"throughput-{name}"] = audit_edits(store, namespace, after.memory.ledger.runs)
     after = summary["after"]["cases"]
     lost = sum(len(a.lost) for a in audits.values()) + (stressed or {}).get("lost_edits", 0)
     dup = sum(len(a.duplicated) for a in audits.values()) + (stressed or {}).get(
@@ -608,8 +771,10 @@ def _write(
         "ttft_p95_after_run_s": after_run,
         "lost_edits": lost,
         "duplicated_edits": dup,
+        # The arms' gates count the throughput test's preemptions too.
         "preemptions": sum(s["preemptions"] for s in summary.values())
         + (stressed or {}).get("preemptions", 0),
+        "throughput_ratio": (throughput or {}).get("ratio"),
         "complete": final,
         "notes": [
             "Top-level figures are the 'after' arm's; ttft_p95_ratio is the worse of in-flight "
@@ -623,6 +788,7 @@ def _write(
         "arms": summary,
         "edit_audit": {name: _audit_json(a) for name, a in audits.items()},
         "stress": stressed,
+        "throughput": throughput,
         "turns": [t for arm in arms for t in arm.turns],
     }
     path = write_report(out, NAME, data)
@@ -670,6 +836,18 @@ def _table(data: dict[str, Any], path: Path) -> None:
         f"{data['preemptions']} preemptions (real model and scripted stress).",
         "",
     ]
+    if (tp := data.get("throughput")) is not None:
+        none, some = tp["no_turns"], tp["with_turns"]
+        lines += [
+            f"Sleep-time throughput (after arm, the same runs): no user turns "
+            f"{_fmt(none['tokens_per_wall_s'])} tokens / wall s "
+            f"({none['sleeptime_tokens']} tokens in {none['wall_s']} s); "
+            f"a user turn every {tp['turn_every_s']:g} s {_fmt(some['tokens_per_wall_s'])} "
+            f"({some['sleeptime_tokens']} tokens in {some['wall_s']} s, {some['user_turns']} "
+            f"turns, {some['preemptions']} preemptions); ratio {_fmt(tp['ratio'])} "
+            "(target >= 0.8).",
+            "",
+        ]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -7,6 +7,11 @@ Each call is planned once (:class:`_Plan`: the request body, and how to read the
 tools bound the reply is grammar-constrained to one JSON call and parsed back into ``tool_calls``;
 ``with_structured_output`` constrains it to the schema itself. ``ainvoke`` streams internally so
 that cancelling the awaiting task stops llama.cpp at the next token.
+
+Roles on one machine (:meth:`LocalChatModel.for_role`): the primary (and its pre-warm) and the
+sleep-time agent share one llama.cpp server but are pinned to slots of their own, so each
+keeps its prompt's KV in its slot between calls instead of relying on llama.cpp's RAM prompt
+cache to restore it after the other role has used the slot.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.local.protocol import (
@@ -53,7 +58,12 @@ from sleeptime_agent.local.server import (
 )
 from sleeptime_agent.local.weights import QWEN_CODER_1_5B, ensure_gguf
 
-__all__ = ["LocalChatModel"]
+__all__ = ["ROLE_SLOTS", "LocalChatModel", "Role"]
+
+Role = Literal["primary", "sleeptime"]
+
+#: The llama.cpp slot each role is pinned to by :meth:`LocalChatModel.for_role`.
+ROLE_SLOTS: dict[Role, int] = {"primary": 0, "sleeptime": 1}
 
 
 @dataclass
@@ -91,6 +101,9 @@ class LocalChatModel(BaseChatModel):
     """CPU threads for prompt processing and generation."""
     n_parallel: int = 1
     """Requests decoded at once; more queue. Each slot gets ``n_ctx / n_parallel`` tokens."""
+    slot: int | None = None
+    """llama.cpp slot this model's requests run in (``id_slot``; below ``n_parallel``), or
+    None to let llama.cpp pick one. A pinned request waits for its slot while it is busy."""
     n_batch: int = 16
     """Prompt tokens per evaluation step. A cancelled request (a user turn preempting a
     sleep-time step) stops within about two steps, so small steps keep the wait short."""
@@ -103,6 +116,36 @@ class LocalChatModel(BaseChatModel):
     on_chunk: Callable[[dict[str, Any]], None] | None = Field(default=None, exclude=True)
     """Called with every raw llama.cpp chunk of this model's streams (prompt progress, tokens,
     the closing usage), for instrumentation; exceptions propagate to the call."""
+
+    @model_validator(mode="after")
+    def _check_slot(self) -> LocalChatModel:
+        if self.slot is not None and not 0 <= self.slot < self.n_parallel:
+            raise ConfigurationError(
+                f"slot {self.slot} does not exist with n_parallel={self.n_parallel} "
+                f"(slots 0..{self.n_parallel - 1})"
+            )
+        return self
+
+    def for_role(self, role: Role) -> LocalChatModel:
+        """This model pinned to ``role``'s slot of a server with at least two slots.
+
+        The primary and the sleep-time agent then never evict each other's prompt from the
+        slot they run in: a user turn after a sleep-time step finds its prefix where it left
+        it, and a preempted step's retry finds what it had evaluated. A model with one slot
+        gets two, and ``n_ctx`` grows with them so that each slot keeps the window it had
+        (e.g. 8,192 tokens per slot, 16,384 in all: ~28 KB of KV per token for the bundled
+        1.5B model). Both roles must come from models with the same settings to share one
+        server (see :func:`~sleeptime_agent.local.server.get_server`).
+
+        Args:
+            role: "primary" (also the pre-warm, which evaluates the primary's prefix) or
+                "sleeptime".
+        """
+        slots = max(self.n_parallel, len(ROLE_SLOTS))
+        n_ctx = self.n_ctx // self.n_parallel * slots
+        return self.model_copy(
+            update={"slot": ROLE_SLOTS[role], "n_parallel": slots, "n_ctx": n_ctx}
+        )
 
     @property
     def _llm_type(self) -> str:
@@ -184,6 +227,7 @@ class LocalChatModel(BaseChatModel):
         tool_choice = kwargs.pop("tool_choice", None)
         kwargs.pop("stream", None)
         request: dict[str, Any] = {
+            **({"id_slot": self.slot} if self.slot is not None else {}),
             "temperature": self.temperature,
             **({"max_tokens": self.max_tokens} if self.max_tokens is not None else {}),
             **({"stop": stop} if stop else {}),

@@ -371,3 +371,43 @@ def test_resolve_model_maps_other_construction_errors(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "langchain.chat_models", fake_module)
     with pytest.raises(ConfigurationError, match="api_key client option must be set$"):
         resolve_model("openai:gpt-4o-mini", env_var="UNUSED_ENV_VAR")
+
+
+# --- roles pinned to slots ------------------------------------------------------------------
+
+
+def test_a_pinned_model_sends_its_slot_and_an_unpinned_one_none(
+    fake: Callable[..., FakeServer],
+) -> None:
+    server = fake("x")
+    LocalChatModel(n_parallel=2, n_ctx=8192, slot=1).invoke("hi")
+    LocalChatModel().invoke("hi")
+    assert server.requests[0]["id_slot"] == 1
+    assert "id_slot" not in server.requests[1]  # llama.cpp picks the slot
+
+
+def test_roles_get_their_own_slots_of_one_server_with_the_same_window_each() -> None:
+    base = LocalChatModel(n_ctx=8192, max_tokens=48)
+    primary, sleeper = base.for_role("primary"), LocalChatModel().for_role("sleeptime")
+    assert (primary.slot, sleeper.slot) == (0, 1)
+    assert primary.n_parallel == sleeper.n_parallel == 2
+    assert primary.n_ctx == sleeper.n_ctx == 2 * 8192  # llama.cpp splits n_ctx across slots
+    assert primary.max_tokens == 48  # the rest of the settings are kept
+    # Same settings, so one llama.cpp server (one ServerKey) holds both slots.
+    key = {k: v for k, v in vars(primary).items() if k in {"n_ctx", "n_threads", "n_batch"}}
+    assert key == {k: v for k, v in vars(sleeper).items() if k in key}
+    assert LocalChatModel(n_parallel=4, n_ctx=16384).for_role("sleeptime").n_ctx == 16384
+
+
+async def test_prewarm_runs_in_the_primarys_slot(fake: Callable[..., FakeServer]) -> None:
+    server = fake("x")
+    await LocalChatModel().for_role("primary").aprewarm([SystemMessage("blocks")])
+    assert server.requests[0]["id_slot"] == 0
+    assert server.requests[0]["max_tokens"] == 1
+
+
+@pytest.mark.parametrize("slot", [-1, 2])
+def test_a_slot_the_server_does_not_have_is_refused_at_construction(slot: int) -> None:
+    # pydantic wraps the ConfigurationError (a ValueError) into its ValidationError.
+    with pytest.raises(ValueError, match="slot .* does not exist"):
+        LocalChatModel(n_parallel=2, slot=slot)
