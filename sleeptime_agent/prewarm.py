@@ -13,21 +13,35 @@ The primary's prompt is ordered for this: persona, then the blocks from the leas
 often edited (:func:`~sleeptime_agent.blocks.order_blocks`), then what the query retrieves, then
 the conversation. Only models with ``aprewarm`` are pre-warmed (the local model); a provider's
 prompt cache works differently (and is billed), so it is left alone.
+
+The blocks are not all that follows the change: the conversation comes after them, and llama.cpp
+re-evaluates everything after the first changed token. Measured on the local model (critical-path
+smoke run, pinned slots): with the blocks alone pre-warmed, the turn right after a run still
+evaluated 124 of 320 prompt tokens (2.8 s; a warm turn: 17). So when the chat graph tells the
+pre-warmer each thread's messages (:meth:`PrefixPrewarmer.remember`), it evaluates the whole
+prompt the thread's next turn will have before the user's new message (:func:`next_turn_prefix`),
+without retrieved notes: those depend on the query, and nothing after them can be warmed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
-from langchain_core.messages import BaseMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from sleeptime_agent.blocks import utcnow
 from sleeptime_agent.ledger import RunRecord
 from sleeptime_agent.memory import MemoryView, SleeptimeMemory
 from sleeptime_agent.storage.block_store import Namespace
+from sleeptime_agent.storage.transcript import TranscriptMessage
 
-__all__ = ["PrefixPrewarmer", "Prewarmable", "stable_prefix"]
+__all__ = ["PrefixPrewarmer", "PromptBuilder", "Prewarmable", "next_turn_prefix", "stable_prefix"]
+
+PromptBuilder = Callable[[MemoryView, list[BaseMessage], str], list[BaseMessage]]
+"""Builds the primary's prompt from (view, thread history ending with the user's message,
+thread id), e.g. :func:`~sleeptime_agent.graphs.chat.build_primary_prompt`."""
 
 
 @runtime_checkable
@@ -49,6 +63,32 @@ def stable_prefix(view: MemoryView) -> list[BaseMessage]:
     return [SystemMessage(blocks_only.render())]
 
 
+def next_turn_prefix(
+    build: PromptBuilder, view: MemoryView, history: Sequence[BaseMessage], thread_id: str
+) -> list[BaseMessage] | None:
+    """The prompt the thread's next turn will send before its user message, or None.
+
+    A turn records its message in the transcript before reading memory, and ends its history
+    with it: an empty stand-in plays that message, and is cut from the result. Retrieved notes
+    are left out (they depend on the query). None if ``build`` did not end the prompt with the
+    stand-in (it builds some other shape: pre-warm the blocks alone then).
+
+    Args:
+        build: the primary's prompt builder.
+        view: memory as the next turn will read it, before its query's retrieval.
+        history: the thread's messages after its last turn (the reply last).
+        thread_id: the thread.
+    """
+    last = view.pending[-1].seq if view.pending else view.cursor
+    stand_in = TranscriptMessage(last + 1, thread_id, "user", "", utcnow())
+    bare = replace(view, notes=[], facts=[], recalled=[], pending=[*view.pending, stand_in])
+    message = HumanMessage("")
+    prompt = build(bare, [*history, message], thread_id)
+    if not prompt or prompt[-1] is not message:
+        return None
+    return prompt[:-1]
+
+
 def _blocks_changed(records: Sequence[RunRecord]) -> bool:
     return any(r.versions_after != r.versions_before for r in records if r.versions_after)
 
@@ -61,25 +101,39 @@ class PrefixPrewarmer:
         model: the primary model.
         memory: whose blocks, and whose gate (user turns preempt the pre-warm).
         enabled: switch it off without detaching it (benchmarks compare both).
+        build: the primary's prompt builder; with it and :meth:`remember`, the whole prompt
+            of the namespace's last thread's next turn is pre-warmed, not only the blocks.
     """
 
     model: Prewarmable
     memory: SleeptimeMemory
     enabled: bool = True
+    build: PromptBuilder | None = None
+    _threads: dict[Namespace, tuple[str, list[BaseMessage]]] = field(
+        default_factory=dict, repr=False
+    )
     warmed: int = 0
     """Pre-warms that finished."""
     dropped: int = 0
     """Pre-warms a user turn preempted."""
+
+    def remember(self, namespace: Namespace, thread_id: str, history: list[BaseMessage]) -> None:
+        """Note the thread a turn of ``namespace`` just ended, and its messages (reply last)."""
+        self._threads[tuple(namespace)] = (thread_id, list(history))
 
     async def __call__(self, namespace: Namespace, records: list[RunRecord]) -> None:
         """Pre-warm ``namespace``'s new prefix if the run changed any block."""
         if not self.enabled or not _blocks_changed(records):
             return  # unchanged blocks: the last turn's prompt already holds the prefix
         view = await self.memory.aread(namespace)
-        prefix = stable_prefix(view)
+        prefix: list[BaseMessage] | None = None
+        thread = self._threads.get(tuple(namespace))
+        if self.build is not None and thread is not None:
+            prefix = next_turn_prefix(self.build, view, thread[1], thread[0])
+        messages = prefix if prefix is not None else stable_prefix(view)
 
         async def warm() -> bool:
-            await self.model.aprewarm(prefix)
+            await self.model.aprewarm(messages)
             return True
 
         if await self.memory.gate.try_run(warm, what="prewarm"):

@@ -12,7 +12,7 @@ consolidated turns of this thread, and whatever the sleep-time agent has not con
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -108,8 +108,17 @@ def build_chat_graph(
     tools = create_memory_tools(mem.store, author="primary") if primary_memory_tools else []
     primary_model: Any = model.bind_tools(tools) if tools else model
     by_name = {t.name: t for t in tools}
+    prewarmer: PrefixPrewarmer | None = None
     if prewarm and not tools and isinstance(model, Prewarmable):
-        mem.scheduler.add_after_run(PrefixPrewarmer(model, mem))
+
+        def build(
+            view: MemoryView, history: list[BaseMessage], thread_id: str
+        ) -> list[BaseMessage]:
+            messages = cast(list[AnyMessage], history)  # a turn's history holds only these
+            return build_primary_prompt(view, messages, thread_id, recent_turns)
+
+        prewarmer = PrefixPrewarmer(model, mem, build=build)
+        mem.scheduler.add_after_run(prewarmer)
 
     def primary(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
         namespace = namespace_from_config(config)
@@ -153,6 +162,8 @@ def build_chat_graph(
     def after_turn(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
         namespace = namespace_from_config(config)
         mem.record(namespace, _thread_id(config), "assistant", state["messages"][-1].text)
+        if prewarmer is not None:  # before the run it may start: its pre-warm needs the thread
+            prewarmer.remember(namespace, _thread_id(config), list(state["messages"]))
         mem.after_turn(namespace)
         return {}
 

@@ -362,6 +362,41 @@ def test_prewarm_after_a_run_evaluates_the_primarys_next_prefix() -> None:
         memory.scheduler.shutdown(wait=False)
 
 
+def test_prewarm_evaluates_the_next_turns_whole_prompt_before_its_message() -> None:
+    """Not only the blocks: the conversation after them is re-evaluated too when they change."""
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    sleeper = ScriptedChatModel(
+        replies=[
+            tool_call("memory_insert", label="human", new_str="Lives in Porto"),
+            tool_call("memory_finish_edits"),
+        ],
+        repeat_last=True,
+    )
+    memory = SleeptimeMemory(
+        store,
+        sleeper,
+        scheduler=SleeptimeScheduler(every_n_turns=2),  # one run, after the second turn
+        consolidation="tool-loop",
+        consolidator_options={"grounded": False},
+    )
+    primary = WarmablePrimary(replies=["Hi!", "Noted.", "Porto."], warmed=[])
+    graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"user_id": "ana", "thread_id": "t"}}
+    try:
+        for text in ("I live in Porto", "I have a beagle"):
+            graph.invoke({"messages": [HumanMessage(text)]}, config)
+        memory.scheduler.wait_idle_sync(WAIT)
+        assert len(primary.warmed) == 1
+        graph.invoke({"messages": [HumanMessage("Where do I live?")]}, config)
+        prompt = primary.calls[-1]
+        assert "Lives in Porto" in str(prompt[0].content)  # the run's edit, pre-warmed
+        expected = [(m.type, m.content) for m in prompt[:-1]]  # all but the new message
+        assert [(m.type, m.content) for m in primary.warmed[0]] == expected
+        assert len(expected) == 5  # system, then both earlier turns
+    finally:
+        memory.scheduler.shutdown(wait=False)
+
+
 def test_stable_prefix_starts_the_primary_prompt_whatever_the_query_retrieves() -> None:
     store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
     memory = _memory(store)
