@@ -67,6 +67,11 @@ class ReadOptions:
 
     blocks: bool = True
     """The memory blocks (persona always)."""
+    blocks_at_run_start: bool = True
+    """While a sleep-time run of this process is in flight, read the blocks as it found them:
+    its edits appear when it commits (see
+    :meth:`~sleeptime_agent.consolidation.Consolidator.blocks_at_run_start`). Off: each edit
+    shows as soon as it is applied (e.g. a primary that edits memory itself mid-run)."""
     facts_k: int = 5
     """Dated facts retrieved (0: none)."""
     recall_k: int = 10
@@ -192,7 +197,11 @@ class SleeptimeMemory:
         opts = self.read_options
         self.consolidator.ensure_blocks(namespace)
         cursor = self.transcript.cursor(namespace)
-        blocks = self.store.list_blocks(namespace)
+        blocks = (
+            self.consolidator.blocks_at_run_start(namespace) if opts.blocks_at_run_start else None
+        )
+        if blocks is None:
+            blocks = self.store.list_blocks(namespace)
         if not opts.blocks:
             blocks = [b for b in blocks if b.label == "persona"]
         notes: list[Note] = []

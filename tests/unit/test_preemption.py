@@ -22,7 +22,7 @@ from sleeptime_agent.audit import audit_edits
 from sleeptime_agent.consolidation import Consolidator
 from sleeptime_agent.graphs.chat import build_chat_graph, build_primary_prompt
 from sleeptime_agent.local.chat_model import LocalChatModel
-from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
 from sleeptime_agent.preemption import ForegroundGate
 from sleeptime_agent.prewarm import PrefixPrewarmer, stable_prefix
 from sleeptime_agent.scheduler import SleeptimeScheduler
@@ -394,6 +394,44 @@ def test_prewarm_evaluates_the_next_turns_whole_prompt_before_its_message() -> N
         assert [(m.type, m.content) for m in primary.warmed[0]] == expected
         assert len(expected) == 5  # system, then both earlier turns
     finally:
+        memory.scheduler.shutdown(wait=False)
+
+
+def test_the_primary_reads_a_runs_edits_when_it_commits() -> None:
+    """Mid-run edits leave the primary's prompt prefix alone: it sees them with the cursor."""
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    edited, release = threading.Event(), threading.Event()
+
+    def step(messages: list[BaseMessage]) -> AIMessage:
+        if not any(m.type == "tool" for m in messages):
+            return tool_call("memory_insert", label="human", new_str="Lives in Porto")
+        edited.set()  # the first edit is applied: hold the run open
+        assert release.wait(WAIT)
+        return tool_call("memory_finish_edits")
+
+    sleeper = ScriptedChatModel(replies=[step], repeat_last=True)
+    memory = SleeptimeMemory(
+        store, sleeper, consolidation="tool-loop", consolidator_options={"grounded": False}
+    )
+    try:
+        memory.record(NS, "t", "user", "I live in Porto")
+        before = memory.read(NS).render()
+        memory.scheduler.notify(NS)
+        assert edited.wait(WAIT)
+        applied = store.get_block(NS, "human")
+        assert applied is not None and "Lives in Porto" in applied.value
+        during = memory.read(NS)
+        assert during.render() == before  # blocks as the run found them
+        assert [m.content for m in during.pending] == ["I live in Porto"]  # nothing hidden
+        memory.read_options = ReadOptions(blocks_at_run_start=False)  # the switch works
+        assert "Lives in Porto" in memory.read(NS).render()
+        memory.read_options = ReadOptions()
+        release.set()
+        memory.scheduler.wait_idle_sync(WAIT)
+        after = memory.read(NS)
+        assert "Lives in Porto" in after.render() and after.pending == []
+    finally:
+        release.set()
         memory.scheduler.shutdown(wait=False)
 
 
