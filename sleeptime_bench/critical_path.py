@@ -13,17 +13,19 @@ episode of each arm plays, in order:
    (``after_run``: the blocks at the top of the prompt have just changed);
 4. at once another question (``warm``).
 
-Two arms share the server and alternate episode by episode, so machine load hits both alike:
-``before`` (neither preemption nor pre-warming: a turn waits for the step in flight, and the
-first turn after a run re-evaluates the changed blocks) and ``after`` (both, unless
-``--no-preempt`` / ``--no-prewarm`` switch one off to isolate the other). The ``before`` arm
-runs on a one-slot llama.cpp server, as the local model did; the ``after`` arm on a two-slot
-server with the primary (and its pre-warm) pinned to slot 0 and the sleep-time agent to slot 1
-(:meth:`~sleeptime_agent.local.LocalChatModel.for_role`; ``--no-pin``: one shared slot, as
-before). Reported per arm and
-case: time to first token and full-turn latency p50/p95/max and the ratios to ``warm``; the
-preemptions; an audit of the ledger against block history (no edit lost or applied twice); and
-sleep-time throughput (ledger tokens per wall second of a run).
+Two arms alternate episode by episode, so that machine load hits both alike. ``before`` is the
+local model as it was: one llama.cpp slot shared by both agents, no preemption (a turn waits for
+the step in flight), no pre-warm, and the primary sees each block edit as soon as it is applied
+(``ReadOptions(blocks_at_run_start=False)``), so the first turn after an edit re-evaluates the
+changed blocks and what follows them. ``after`` has all of #16: preemption, the pre-warm of the
+next turn's prompt, the blocks as a run found them until it commits, and a second llama.cpp
+server (same weights) with two slots, the primary and its pre-warm pinned to slot 0 and the
+sleep-time agent to slot 1 (:meth:`~sleeptime_agent.local.LocalChatModel.for_role`);
+``--no-preempt`` / ``--no-prewarm`` / ``--no-pin`` (the shared one-slot server) switch a part
+off to isolate the others. Reported per arm and case: time to first token and full-turn latency
+p50/p95/max and the ratios to ``warm``; the preemptions; each turn's cached and evaluated prompt
+tokens and llama.cpp's prompt time; an audit of the ledger against block history (no edit lost
+or applied twice); and sleep-time throughput (ledger tokens per wall second of a run).
 
 Then the throughput test (``--throughput-runs N``, the ``after`` arm): the same N sleep-time
 runs on fresh copies of one conversation, once with no user turns and once with a user turn
@@ -58,6 +60,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from sleeptime_agent import ChromaBlockStore, SleeptimeMemory, SleeptimeScheduler, build_chat_graph
 from sleeptime_agent.audit import EditAudit, audit_edits
 from sleeptime_agent.ledger import RunRecord
+from sleeptime_agent.memory import ReadOptions
 from sleeptime_agent.testing import HashingEmbeddings, ScriptedChatModel, tool_call
 from sleeptime_bench.paths import OUT_HELP, default_out
 from sleeptime_bench.report import command_line, write_report
@@ -272,6 +275,8 @@ def _build_arm(
         # The model-heavy consolidation (the pipeline makes no model call by default).
         consolidation="tool-loop",
         consolidator_options={"max_steps": max_steps},
+        # before: each mid-run edit shows at once (and changes the primary's prompt prefix).
+        read_options=ReadOptions(blocks_at_run_start=name != "before"),
     )
     memory.gate.preempt = preempt
     graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver(), prewarm=prewarm)
