@@ -14,10 +14,21 @@ given:
 Both create the checkpoint tables on first use (``setup()`` is idempotent). The packages come
 with the ``server`` extra (``langgraph-checkpoint-postgres``, ``psycopg[binary]``,
 ``psycopg-pool``).
+
+Both let the pool's connections work at once. The savers of langgraph-checkpoint-postgres
+(3.2) take one instance lock around every database operation, with a pool as with a single
+connection (langchain-ai/langgraph#7259, fix proposed in #7269), so every run of the server
+waited for every other run's checkpoint writes. Under ``sleeptime bench server-load`` (20 users)
+a checkpoint write waited up to 3 s for that lock, the whole of the slow tail of turn latency.
+A pool gives each operation a connection of its own, so the lock is replaced by a semaphore of
+the pool's size: operations still wait (rather than fail on the pool's timeout) when every
+connection is busy.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -76,6 +87,8 @@ async def postgres_checkpointer(
     kwargs = {**_CONNECTION_KWARGS, "row_factory": dict_row}
     async with AsyncConnectionPool(conninfo, max_size=max_size, kwargs=kwargs, open=False) as pool:
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # dict rows, as it reads them
+        # One slot per connection instead of one lock for the pool (see the module docstring).
+        saver.lock = asyncio.Semaphore(max_size)  # type: ignore[assignment]
         await saver.setup()
         yield saver
 
@@ -98,5 +111,6 @@ def postgres_saver(uri: str | None = None, *, max_size: int = 10) -> Iterator[Po
     kwargs = {**_CONNECTION_KWARGS, "row_factory": dict_row}
     with ConnectionPool(conninfo, max_size=max_size, kwargs=kwargs, open=False) as pool:
         saver = PostgresSaver(pool)  # type: ignore[arg-type]  # dict rows, as it reads them
+        saver.lock = threading.BoundedSemaphore(max_size)  # type: ignore[assignment]  # as above
         saver.setup()
         yield saver

@@ -86,3 +86,71 @@ def test_drop_in_example_runs_on_postgres(postgres: Any) -> None:
     with psycopg.connect(uri) as conn:
         rows = conn.execute("SELECT DISTINCT thread_id FROM checkpoints").fetchall()
     assert {r[0] for r in rows} == {"monday", "friday"}
+
+
+def _checkpoint(thread: str, step: int) -> tuple[Any, Any, Any]:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"step": step}
+    return config, checkpoint, {"source": "loop", "step": step, "parents": {}}
+
+
+async def test_pooled_saver_works_while_another_operation_holds_its_slot(postgres: Any) -> None:
+    """The saver's own lock used to serialize every operation of the pool (langgraph#7259).
+
+    One slot is held, as a checkpoint write in flight holds it; another write must still go
+    through on another connection (with one instance lock it would wait forever: the guard
+    below only keeps a regression from hanging the suite).
+    """
+    import asyncio
+
+    from sleeptime_agent.graphs.checkpointer import postgres_checkpointer
+
+    thread = f"slot-{uuid.uuid4().hex[:8]}"
+    async with postgres_checkpointer(postgres.uri, max_size=4) as saver:
+        async with saver.lock:
+            config, checkpoint, metadata = _checkpoint(thread, 1)
+            await asyncio.wait_for(saver.aput(config, checkpoint, metadata, {}), 20)
+        stored = await saver.aget_tuple({"configurable": {"thread_id": thread}})
+    assert stored is not None and stored.checkpoint["id"] == checkpoint["id"]
+
+
+async def test_pooled_saver_keeps_every_concurrent_write(postgres: Any) -> None:
+    """Forty threads written at once through a pool of four: every checkpoint is stored."""
+    import asyncio
+
+    from sleeptime_agent.graphs.checkpointer import postgres_checkpointer
+
+    tag = uuid.uuid4().hex[:8]
+    async with postgres_checkpointer(postgres.uri, max_size=4) as saver:
+        writes = [_checkpoint(f"many-{tag}-{i}", i) for i in range(40)]
+        await asyncio.gather(*(saver.aput(c, cp, md, {}) for c, cp, md in writes))
+        for config, checkpoint, _ in writes:
+            stored = await saver.aget_tuple(config)
+            assert stored is not None and stored.checkpoint["id"] == checkpoint["id"]
+
+
+def test_sync_pooled_saver_works_while_another_operation_holds_its_slot(postgres: Any) -> None:
+    """The same for the synchronous saver of postgres_saver (its lock is a threading.Lock)."""
+    import threading
+
+    from sleeptime_agent.graphs.checkpointer import postgres_saver
+
+    thread = f"sync-slot-{uuid.uuid4().hex[:8]}"
+    config, checkpoint, metadata = _checkpoint(thread, 1)
+    done = threading.Event()
+    with postgres_saver(postgres.uri, max_size=4) as saver:
+
+        def write() -> None:
+            saver.put(config, checkpoint, metadata, {})
+            done.set()
+
+        with saver.lock:
+            # A daemon: a regression blocks it forever, and it must not keep pytest alive.
+            worker = threading.Thread(target=write, daemon=True)
+            worker.start()
+            assert done.wait(20)
+        stored = saver.get_tuple({"configurable": {"thread_id": thread}})
+    assert stored is not None and stored.checkpoint["id"] == checkpoint["id"]
