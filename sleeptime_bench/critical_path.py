@@ -508,10 +508,14 @@ def run_throughput(
 
     Each condition consolidates a fresh namespace holding the same messages, so both do the
     same work; the turns come from another user of the arm's graph, who shares its gate (a turn
-    preempts the step in flight, which is retried after it) and its primary's slot.
+    preempts the step in flight, which is retried after it) and its primary's slot, and has
+    already said one thing (an untimed first turn).
     """
     conditions: dict[str, dict[str, Any]] = {}
     turns: list[dict[str, Any]] = []
+    talker = f"{arm.user}-throughput-user"
+    # One untimed turn first: the user is mid-conversation, not evaluating their first prompt.
+    _turn(arm, FACTS[0], "throughput_warmup", tracker, -1, user=talker)
     for name in ("no_turns", "with_turns"):
         namespace = (f"{arm.user}-throughput-{name}",)
         stop = threading.Event()
@@ -527,7 +531,7 @@ def run_throughput(
                     "throughput",
                     tracker,
                     k,
-                    user=f"{arm.user}-throughput-user",
+                    user=talker,
                 )
                 turns.append(row)
                 k += 1
