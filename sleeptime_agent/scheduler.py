@@ -6,6 +6,20 @@ counts a turn and returns; a run starts after ``every_n_turns`` turns and ``dela
 quiet (a newer turn restarts the delay: debounce). At most one run is in flight per namespace;
 turns that arrive during a run are coalesced into the next one.
 
+Sleep-time work shares the process with user turns (under LangGraph Server, the server process
+itself), so it is kept in the background in two more ways:
+
+* at most ``max_concurrent`` runs are in flight at once; namespaces whose run is due wait in
+  order. Under load this bounds how much store traffic and CPU the sleep-time side adds at any
+  moment, and a namespace that waits coalesces its newer turns into one run (fewer, larger runs);
+  when the process is quiet, a run still starts as soon as it is due;
+* its threads (the scheduler's and its worker pool's) run at a lower OS priority on Linux
+  (``priority``, a nice increment for those threads only), so the CPU goes to turns first.
+
+At interpreter exit a scheduler that is still open cancels its in-flight runs before the
+interpreter stops its thread pools, so the runs can still release their leases (a cancelled run
+moves no cursor); see :func:`_cancel_open_schedulers`.
+
 After-run hooks (:meth:`SleeptimeScheduler.add_after_run`) run once a run has ended and before
 the namespace counts as idle: the chat graph pre-warms the primary's new prompt prefix there, so
 the next turn starts warm. User turns go first throughout (see
@@ -15,11 +29,17 @@ the next turn starts warm. User turns go first throughout (see
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures.thread  # noqa: F401  # before the exit hook below: see there
 import contextvars
 import logging
+import os
+import sys
 import threading
+import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sleeptime_agent.ledger import Ledger, RunRecord
@@ -35,6 +55,42 @@ EventHook = Callable[[str, Namespace, RunRecord | None], None]
 AfterRun = Callable[[Namespace, list[RunRecord]], Awaitable[None]]
 """Awaited after a run has ended (e.g. pre-warming the primary's prompt), still in flight."""
 
+DEFAULT_MAX_CONCURRENT = 2
+"""Runs in flight at once per process, by default (see the module docstring)."""
+DEFAULT_PRIORITY = 10
+"""Nice increment of the scheduler's threads, by default (Linux; 0 leaves them alone)."""
+
+
+def _priority_target(increment: int) -> int | None:
+    """The nice value ``increment`` above the calling thread's (None: leave priorities alone).
+
+    On Linux ``setpriority(PRIO_PROCESS, tid)`` changes one thread; elsewhere the same call
+    would name a process, so priorities are left alone there.
+    """
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return None
+    try:
+        return min(19, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + increment)
+    except OSError:
+        return None
+
+
+def _lower_thread_priority(target: int | None) -> None:
+    """Lower the calling thread's CPU priority to nice ``target`` (best effort, never raises it).
+
+    A thread starts with its creator's value (the worker pool's threads are started by the
+    scheduler's thread, already lowered), hence a target rather than an increment. Lowering a
+    priority needs no privilege.
+    """
+    if target is None:
+        return
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
+    except OSError as exc:  # e.g. a sandbox that forbids it: run at normal priority
+        log.debug("could not lower the sleep-time thread's priority: %s", exc)
+
 
 class SleeptimeScheduler:
     """Decides when sleep-time runs happen and runs them in the background.
@@ -42,6 +98,9 @@ class SleeptimeScheduler:
     Args:
         every_n_turns: run after this many primary turns of a namespace.
         delay_seconds: wait this long after the latest turn before starting (debounce).
+        max_concurrent: runs in flight at once (over all namespaces); more wait in order.
+            ``None``: no limit.
+        priority: nice increment for the scheduler's threads on Linux (0: normal priority).
         ledger: where runs are recorded (shared with the chat graph for turn records).
         on_event: called with ("start" | "end", namespace, record) from the scheduler thread.
     """
@@ -51,13 +110,21 @@ class SleeptimeScheduler:
         every_n_turns: int = 1,
         delay_seconds: float = 0.0,
         *,
+        max_concurrent: int | None = DEFAULT_MAX_CONCURRENT,
+        priority: int = DEFAULT_PRIORITY,
         ledger: Ledger | None = None,
         on_event: EventHook | None = None,
     ) -> None:
         if every_n_turns < 1 or delay_seconds < 0:
             raise ValueError("every_n_turns must be >= 1 and delay_seconds >= 0")
+        if max_concurrent is not None and max_concurrent < 1:
+            raise ValueError("max_concurrent must be >= 1 (or None: no limit)")
+        if priority < 0:
+            raise ValueError("priority is a nice increment, >= 0")
         self.every_n_turns = every_n_turns
         self.delay_seconds = delay_seconds
+        self.max_concurrent = max_concurrent
+        self.priority = priority
         self.ledger = ledger or Ledger()
         self.on_event = on_event
         self._runner: Runner | None = None
@@ -65,13 +132,27 @@ class SleeptimeScheduler:
         self._turns: dict[Namespace, int] = {}
         self._timers: dict[Namespace, asyncio.TimerHandle] = {}
         self._running: dict[Namespace, asyncio.Task[None]] = {}
+        self._ready: deque[Namespace] = deque()
+        """Namespaces whose run is due, waiting for a free slot (``max_concurrent``)."""
         self._closed = False
+        self._nice = _priority_target(priority)  # relative to the thread that builds it
         self._loop = asyncio.new_event_loop()
+        # Its own pool for the runs' blocking store calls, so that they too run at the lower
+        # priority (worker threads lower their own) and never queue behind, or ahead of, the
+        # host's work in another loop's default executor.
+        self._executor = ThreadPoolExecutor(
+            thread_name_prefix="sleeptime-worker",
+            initializer=_lower_thread_priority,
+            initargs=(self._nice,),
+        )
+        self._loop.set_default_executor(self._executor)
         self._idle = asyncio.Event()
         self._thread = threading.Thread(target=self._serve, name="sleeptime-scheduler", daemon=True)
         self._thread.start()
+        _open_schedulers.add(self)
 
     def _serve(self) -> None:
+        _lower_thread_priority(self._nice)
         asyncio.set_event_loop(self._loop)
         self._loop.call_soon(self._idle.set)
         self._loop.run_forever()
@@ -92,6 +173,11 @@ class SleeptimeScheduler:
     def records(self) -> list[RunRecord]:
         """Every finished sleep-time run, oldest first."""
         return list(self.ledger.runs)
+
+    @property
+    def in_flight(self) -> int:
+        """How many runs are in flight now (a snapshot)."""
+        return len(self._running)
 
     @property
     def pending(self) -> bool:
@@ -151,6 +237,8 @@ class SleeptimeScheduler:
         fut.result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
+        self._executor.shutdown(wait=False)
+        _open_schedulers.discard(self)
 
     def __enter__(self) -> SleeptimeScheduler:
         return self
@@ -161,15 +249,15 @@ class SleeptimeScheduler:
     # -- scheduler thread only -------------------------------------------------------------------
 
     def _busy(self) -> bool:
-        return bool(self._timers or self._running)
+        return bool(self._timers or self._running or self._ready)
 
     def _on_turn(self, ns: Namespace, now: bool, count: bool = True) -> None:
         if count:
             self._turns[ns] = self._turns.get(ns, 0) + 1
         if not now and self._turns.get(ns, 0) < self.every_n_turns:
             return
-        if ns in self._running:
-            return  # coalesced: the in-flight run re-checks the count when it ends
+        if ns in self._running or ns in self._ready:
+            return  # coalesced: the in-flight or waiting run covers this turn
         timer = self._timers.pop(ns, None)
         if timer is not None:
             timer.cancel()  # debounce: a newer turn restarts the delay
@@ -183,8 +271,19 @@ class SleeptimeScheduler:
             log.error("SleeptimeScheduler has no runner attached; dropping run for %s", ns)
             self._settle()
             return
+        if self.max_concurrent is not None and len(self._running) >= self.max_concurrent:
+            self._ready.append(ns)  # started by _next_ready when a run ends
+            return
+        # Reset when the run starts, not when it became due: turns that arrived while it
+        # waited are in the transcript it reads.
         self._turns[ns] = 0
         self._running[ns] = self._loop.create_task(self._run(ns))
+
+    def _next_ready(self) -> None:
+        while self._ready and not self._closed:
+            if self.max_concurrent is not None and len(self._running) >= self.max_concurrent:
+                return
+            self._start(self._ready.popleft())
 
     async def _run(self, ns: Namespace) -> None:
         assert self._runner is not None
@@ -204,6 +303,7 @@ class SleeptimeScheduler:
             self._emit("end", ns, None)
         finally:
             self._running.pop(ns, None)
+            self._next_ready()  # first the namespaces that have waited longest
             if not self._closed and self._turns.get(ns, 0) >= self.every_n_turns:
                 self._on_turn(ns, False, count=False)  # turns that arrived meanwhile
             self._settle()
@@ -236,9 +336,39 @@ class SleeptimeScheduler:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._ready.clear()
         tasks: list[asyncio.Task[Any]] = list(self._running.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._running.clear()
         self._idle.set()
+
+
+_open_schedulers: weakref.WeakSet[SleeptimeScheduler] = weakref.WeakSet()
+
+
+def _cancel_open_schedulers() -> None:
+    """Cancel the in-flight runs of every scheduler not shut down yet (interpreter exit).
+
+    A host such as LangGraph Server never tells the graph that it stops, and the scheduler's
+    thread is a daemon that would otherwise just stop mid-run, its leases held for
+    ``lease_seconds``. The runs release their leases through worker threads, so this must run
+    before ``concurrent.futures`` refuses new work at exit.
+    """
+    for scheduler in list(_open_schedulers):
+        try:
+            scheduler.shutdown(wait=False)
+        except Exception:  # exiting anyway: the others still get their chance
+            log.exception("cancelling sleep-time runs at exit failed")
+
+
+# No public hook runs early enough: atexit runs after concurrent.futures has refused new work
+# (it registers its own exit hook with threading's, which run first). Threading's exit hooks run
+# in reverse order of registration, so ours (registered after concurrent.futures.thread, which is
+# imported above for that reason) runs before it. If a future Python drops the private function,
+# atexit still cancels the runs; their leases then expire instead of being released.
+_register_exit_hook: Callable[[Callable[[], None]], Any] = getattr(
+    threading, "_register_atexit", atexit.register
+)
+_register_exit_hook(_cancel_open_schedulers)

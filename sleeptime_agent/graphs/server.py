@@ -18,12 +18,16 @@ Checkpoints in Postgres: add ``"checkpointer": {"backend": "custom", "path":
 "./sleeptime_agent/graphs/checkpointer.py:postgres_checkpointer"}`` to ``langgraph.json`` and set
 ``SLEEPTIME_POSTGRES_URI`` (see :mod:`sleeptime_agent.graphs.checkpointer`).
 
-The sleep-time scheduler runs in a thread of the server process. Two things tie it to the
-process's life: at exit it cancels in-flight runs before the interpreter closes its thread pools
-(a cancelled run moves no cursor and releases its lease, so the next process takes the namespace
-at once instead of after ``lease_seconds``); at start it schedules a run for every user whose
-transcript is ahead of the cursor (turns acknowledged just before a restart are consolidated
-without waiting for that user's next turn).
+The sleep-time scheduler runs in a thread of the server process, at most two runs at once and
+at a lower OS priority (:class:`~sleeptime_agent.scheduler.SleeptimeScheduler`'s defaults); its
+model calls wait for in-flight turns for at most :data:`HOLD_BOUND_SECONDS` unless the
+sleep-time model is the local one. Turns go first, and memory still consolidates under load.
+Two things tie the scheduler to the process's life: at exit it cancels in-flight runs before
+the interpreter closes its thread pools (a cancelled run moves no cursor and releases its
+lease, so the next process takes the namespace at once instead of after ``lease_seconds``); at
+start this module schedules a run for every user whose transcript is ahead of the cursor
+(turns acknowledged just before a restart are consolidated without waiting for that user's
+next turn).
 
 Building the graph loads no model: the local model is loaded on its first call, and provider
 models only create their clients. The server supplies the checkpointer (Postgres in a
@@ -64,6 +68,23 @@ log = logging.getLogger(__name__)
 
 _NEVER = 10**9  # every_n_turns that never fires: background runs off
 
+HOLD_BOUND_SECONDS = 5.0
+"""Starvation bound of the foreground gate when the sleep-time model is not the local one.
+
+The gate holds sleep-time model calls back while any user turn runs, and a turn preempts the
+call in flight: on the local model the two share one llama.cpp engine, and a turn must not wait
+for a sleep-time step. With a provider (or any other) model the gate only defers the run's work
+(its store writes and CPU), and with many users on one server a turn is nearly always in
+flight: unbounded, the runs then made no progress until the load stopped (server-load, 20 users,
+at most two runs at once: the backlog grew to 196 of 200 messages). So a call held back or
+preempted for this long runs anyway, and memory still consolidates under constant load.
+"""
+
+
+def _shares_the_local_engine(model: BaseChatModel) -> bool:
+    # By module, so that checking does not import the `local` extra.
+    return type(model).__module__.startswith("sleeptime_agent.local")
+
 
 def make_memory(primary: BaseChatModel | None = None) -> SleeptimeMemory:
     """The memory the served graph uses, from the environment (see the module docstring)."""
@@ -76,7 +97,10 @@ def make_memory(primary: BaseChatModel | None = None) -> SleeptimeMemory:
     )
     scheduler = SleeptimeScheduler(every_n_turns() or _NEVER, delay_seconds())
     options: dict[str, Any] = {"consolidation": c} if (c := consolidation()) else {}
-    return SleeptimeMemory(store, sleeptime_model, scheduler=scheduler, **options)
+    mem = SleeptimeMemory(store, sleeptime_model, scheduler=scheduler, **options)
+    if not _shares_the_local_engine(sleeptime_model):
+        mem.gate.max_hold_seconds = HOLD_BOUND_SECONDS
+    return mem
 
 
 def make_graph(
@@ -118,8 +142,6 @@ _primary = resolve_model(None, env_var=PRIMARY_MODEL_ENV)
 #: The memory behind :data:`graph` (its scheduler, ledger and store).
 memory = make_memory(_primary)
 graph = make_graph(_primary, memory)
-# LangGraph Server never tells a graph that it stops. Threading's exit hooks run before the
-# interpreter shuts down its thread pools (concurrent.futures registers its own the same way),
-# so the in-flight runs can still release their leases; atexit would run too late.
-threading._register_atexit(lambda: memory.scheduler.shutdown(wait=False))  # type: ignore[attr-defined]
+# At exit the scheduler itself cancels its in-flight runs before the interpreter stops its
+# thread pools (see sleeptime_agent.scheduler), so their leases are released.
 _catch_up_in_background(memory)

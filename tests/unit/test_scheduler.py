@@ -7,6 +7,8 @@ the test releases it.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 
@@ -196,3 +198,90 @@ async def test_foreground_gate_holds_sleeptime_model_calls() -> None:
         assert not task.done()
     record = await asyncio.wait_for(task, 10)
     assert record.status == "ok" and len(model.calls) == 1
+
+
+def test_at_most_max_concurrent_runs_at_once() -> None:
+    runner = FakeRunner(hold=True)
+    with make(runner, max_concurrent=2) as s:
+        for user in ("a", "b", "c", "d"):
+            s.notify((user,))
+        assert runner.started.wait(5)
+        for _ in range(50):  # let the scheduler start whatever it would start
+            if len(runner.calls) >= 2:
+                break
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert len(runner.calls) == 2 and s.in_flight == 2  # c and d wait for a slot
+        assert s.pending
+        runner.release()
+        s.wait_idle_sync(10)
+    assert sorted(ns for ns, _ in runner.calls) == [("a",), ("b",), ("c",), ("d",)]
+
+
+def test_a_waiting_namespace_coalesces_its_turns_into_one_run() -> None:
+    runner = FakeRunner(hold=True)
+    with make(runner, max_concurrent=1) as s:
+        s.notify(("a",))
+        assert runner.started.wait(5)
+        for _ in range(5):
+            s.notify(("b",))  # b waits for a's slot; its turns pile up
+        runner.release()
+        s.wait_idle_sync(10)
+    assert [ns for ns, _ in runner.calls] == [("a",), ("b",)]
+
+
+def test_no_limit() -> None:
+    runner = FakeRunner(hold=True)
+    with make(runner, max_concurrent=None) as s:  # type: ignore[arg-type]
+        for user in ("a", "b", "c"):
+            s.notify((user,))
+        for _ in range(500):
+            if len(runner.calls) == 3:
+                break
+            time.sleep(0.01)
+        assert len(runner.calls) == 3
+        runner.release()
+        s.wait_idle_sync(10)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_sleeptime_threads_run_at_a_lower_priority() -> None:
+    seen: list[int] = []
+
+    async def runner(ns: tuple[str, ...]) -> list[RunRecord]:
+        here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        worker = await asyncio.to_thread(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        )
+        seen.extend([here, worker])
+        return []
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with SleeptimeScheduler(priority=5) as s:
+        s.attach(runner)
+        s.notify(NS)
+        s.wait_idle_sync(10)
+    assert seen == [min(19, base + 5)] * 2  # the scheduler's thread and its worker pool
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # not ours
+
+
+def test_open_schedulers_are_cancelled_at_exit() -> None:
+    """The exit hook: an open scheduler's in-flight run is cancelled (its lease released)."""
+    from sleeptime_agent.scheduler import _cancel_open_schedulers
+
+    runner = FakeRunner(hold=True)  # never released: only cancellation ends it
+    events: list[str] = []
+    s = SleeptimeScheduler(on_event=lambda kind, ns, rec: events.append(kind))
+    s.attach(runner)
+    s.notify(NS)
+    assert runner.started.wait(5)
+    _cancel_open_schedulers()
+    assert events == ["start", "cancelled"]
+    assert runner.active[NS] == 0
+
+
+def test_bad_concurrency_and_priority() -> None:
+    with pytest.raises(ValueError):
+        SleeptimeScheduler(max_concurrent=0)
+    with pytest.raises(ValueError):
+        SleeptimeScheduler(priority=-1)
