@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -65,6 +66,10 @@ class ForegroundGate:
             call, and waits for the one in flight (the behaviour before preemption; benchmarks
             switch it to compare).
         on_event: called with ("paused" | "resumed", what) from the sleep-time event loop.
+        max_hold_seconds: starvation bound for :meth:`run`: once a call has been held back or
+            preempted for this long in total, it runs at once and is no longer preempted. With
+            many users on one process a turn is nearly always in flight, and sleep-time calls
+            would otherwise wait for a moment with none. ``None`` (default): no bound.
     """
 
     def __init__(
@@ -73,10 +78,12 @@ class ForegroundGate:
         *,
         preempt: bool = True,
         on_event: GateHook | None = None,
+        max_hold_seconds: float | None = None,
     ) -> None:
         self.poll_seconds = poll_seconds
         self.preempt = preempt
         self.on_event = on_event
+        self.max_hold_seconds = max_hold_seconds
         self.preemptions = 0
         """Model calls cancelled by a user turn so far."""
         self._active = 0
@@ -133,8 +140,10 @@ class ForegroundGate:
             The result of the attempt that was not preempted.
         """
         paused = False
+        bound = self.max_hold_seconds
+        deadline = None if bound is None else time.monotonic() + bound
         while True:
-            done, result = await self._attempt(call, what, paused)
+            done, result = await self._attempt(call, what, paused, deadline)
             paused = True
             if done:
                 return result  # type: ignore[return-value]  # set whenever done is True
@@ -145,16 +154,31 @@ class ForegroundGate:
         return result if done else None
 
     async def _attempt(
-        self, call: Callable[[], Awaitable[T]], what: str, paused: bool
+        self,
+        call: Callable[[], Awaitable[T]],
+        what: str,
+        paused: bool,
+        deadline: float | None = None,
     ) -> tuple[bool, T | None]:
-        """One try: wait for the gate, run ``call``; (False, None) when preempted."""
+        """One try: wait for the gate, run ``call``; (False, None) when preempted.
+
+        Past ``deadline`` (the starvation bound) the call runs at once and is not preempted.
+        """
         while True:
-            if self.busy:
+            overdue = deadline is not None and time.monotonic() >= deadline
+            if self.busy and not overdue:
                 if not paused:
                     self._emit("paused", what)
                     paused = True
-                await self.wait_clear()
-            if not self.preempt:
+                if deadline is None:
+                    await self.wait_clear()
+                else:
+                    try:
+                        await asyncio.wait_for(self.wait_clear(), deadline - time.monotonic())
+                    except TimeoutError:
+                        pass  # the bound: go ahead
+                    continue
+            if not self.preempt or overdue:
                 if paused:
                     self._emit("resumed", what)
                 return True, await call()
