@@ -13,8 +13,12 @@ itself), so it is kept in the background in two more ways:
   order. Under load this bounds how much store traffic and CPU the sleep-time side adds at any
   moment, and a namespace that waits coalesces its newer turns into one run (fewer, larger runs);
   when the process is quiet, a run still starts as soon as it is due;
-* its threads (the scheduler's and its worker pool's) run at a lower OS priority on Linux
-  (``priority``, a nice increment for those threads only), so the CPU goes to turns first.
+* optionally (``priority``, off by default), its threads (the scheduler's and its worker
+  pool's) run at a lower OS priority on Linux, a nice increment for those threads only. Off by
+  default because threads inherit it: a thread pool that the sleep-time side happens to start
+  first (the embedding model's, llama.cpp's when the local model's first call is a sleep-time
+  one) would then serve user turns at the lower priority too; and in the server-load screening
+  runs it did not measurably help (p50 2.66 vs 2.68 s).
 
 At interpreter exit a scheduler that is still open cancels its in-flight runs before the
 interpreter stops its thread pools, so the runs can still release their leases (a cancelled run
@@ -57,8 +61,8 @@ AfterRun = Callable[[Namespace, list[RunRecord]], Awaitable[None]]
 
 DEFAULT_MAX_CONCURRENT = 2
 """Runs in flight at once per process, by default (see the module docstring)."""
-DEFAULT_PRIORITY = 10
-"""Nice increment of the scheduler's threads, by default (Linux; 0 leaves them alone)."""
+DEFAULT_PRIORITY = 0
+"""Nice increment of the scheduler's threads, by default: none (see the module docstring)."""
 
 
 def _priority_target(increment: int) -> int | None:
@@ -100,7 +104,8 @@ class SleeptimeScheduler:
         delay_seconds: wait this long after the latest turn before starting (debounce).
         max_concurrent: runs in flight at once (over all namespaces); more wait in order.
             ``None``: no limit.
-        priority: nice increment for the scheduler's threads on Linux (0: normal priority).
+        priority: nice increment for the scheduler's threads on Linux (0, the default: normal
+            priority; see the module docstring for why).
         ledger: where runs are recorded (shared with the chat graph for turn records).
         on_event: called with ("start" | "end", namespace, record) from the scheduler thread.
     """
@@ -137,8 +142,8 @@ class SleeptimeScheduler:
         self._closed = False
         self._nice = _priority_target(priority)  # relative to the thread that builds it
         self._loop = asyncio.new_event_loop()
-        # Its own pool for the runs' blocking store calls, so that they too run at the lower
-        # priority (worker threads lower their own) and never queue behind, or ahead of, the
+        # Its own pool for the runs' blocking store calls, so that with ``priority`` they too
+        # run lower (each worker lowers itself) and they never queue behind, or ahead of, the
         # host's work in another loop's default executor.
         self._executor = ThreadPoolExecutor(
             thread_name_prefix="sleeptime-worker",

@@ -18,10 +18,10 @@ Checkpoints in Postgres: add ``"checkpointer": {"backend": "custom", "path":
 "./sleeptime_agent/graphs/checkpointer.py:postgres_checkpointer"}`` to ``langgraph.json`` and set
 ``SLEEPTIME_POSTGRES_URI`` (see :mod:`sleeptime_agent.graphs.checkpointer`).
 
-The sleep-time scheduler runs in a thread of the server process, at most two runs at once and
-at a lower OS priority (:class:`~sleeptime_agent.scheduler.SleeptimeScheduler`'s defaults); its
-model calls wait for in-flight turns for at most :data:`HOLD_BOUND_SECONDS` unless the
-sleep-time model is the local one. Turns go first, and memory still consolidates under load.
+The sleep-time scheduler runs in a thread of the server process, at most two runs at once
+(:class:`~sleeptime_agent.scheduler.SleeptimeScheduler`'s default); its model calls wait for
+in-flight turns for at most :data:`HOLD_BOUND_SECONDS` unless the sleep-time model is the local
+one. Turns go first, and memory still consolidates under load.
 Two things tie the scheduler to the process's life: at exit it cancels in-flight runs before
 the interpreter closes its thread pools (a cancelled run moves no cursor and releases its
 lease, so the next process takes the namespace at once instead of after ``lease_seconds``); at
