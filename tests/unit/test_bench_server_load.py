@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 from sleeptime_agent import ChromaBlockStore, MemoryBlock
 from sleeptime_agent.storage.transcript import Transcript
 from sleeptime_agent.tools.guards import near_duplicate
 from sleeptime_bench.server_load import (
+    LoadConfig,
+    PhaseResult,
     Turn,
     _percentiles,
     _ratio_interval,
     _turn_done,
     check_writes,
     fact_text,
+    write_results,
 )
 
 
@@ -58,3 +63,26 @@ def test_percentiles_and_ratio_interval() -> None:
     low, high = _ratio_interval(same, same) or [0.0, 0.0]
     assert low <= 1.0 <= high
     assert _ratio_interval(same[:5], same) is None
+
+
+def test_report_has_the_issue_fields_and_the_ratio_without_first_turns(tmp_path: Path) -> None:
+    def phase(name: str, first: float, later: float) -> PhaseResult:
+        turns = [
+            Turn(name, f"u{u}", i, f"fact {u} {i}", latency_s=first if i == 0 else later + u / 100)
+            for u in range(20)
+            for i in range(10)
+        ]
+        for t in turns:
+            t.acked, t.attempts = True, 1
+        return PhaseResult(name, turns=turns, load_s=30.0, drain_s=5.0 if name == "on" else None)
+
+    # First turns equal in both phases and slow: they set p95; the later turns differ by 2x.
+    results = [phase("off", 8.0, 1.0), phase("on", 8.0, 2.0)]
+    data = json.loads(write_results(LoadConfig(), results, tmp_path).read_text())
+    for key in ("users", "turns_per_user", "lost_writes", "duplicated_writes", "drain_s"):
+        assert key in data
+    assert data["users"] == 20 and data["turns_per_user"] == 10 and data["drain_s"] == 5.0
+    assert data["p95_ratio_on_off"] == 1.0  # the first-turn cluster, identical in both phases
+    assert data["p95_ratio_on_off_after_first_turn"] > 1.5  # ~1.85: the later turns decide
+    assert data["phases"]["on"]["first_turn_latency_s"]["p50"] == 8.0
+    assert "without each user's first turn" in (tmp_path / "server-load.md").read_text()
