@@ -93,6 +93,10 @@ def _blocks_changed(records: Sequence[RunRecord]) -> bool:
     return any(r.versions_after != r.versions_before for r in records if r.versions_after)
 
 
+def _cursor_moved(records: Sequence[RunRecord]) -> bool:
+    return any(r.cursor_after != r.cursor_before for r in records)
+
+
 @dataclass
 class PrefixPrewarmer:
     """An after-run hook (:meth:`SleeptimeScheduler.add_after_run`) that pre-warms the primary.
@@ -122,12 +126,22 @@ class PrefixPrewarmer:
         self._threads[tuple(namespace)] = (thread_id, list(history))
 
     async def __call__(self, namespace: Namespace, records: list[RunRecord]) -> None:
-        """Pre-warm ``namespace``'s new prefix if the run changed any block."""
-        if not self.enabled or not _blocks_changed(records):
-            return  # unchanged blocks: the last turn's prompt already holds the prefix
+        """Pre-warm ``namespace``'s next prompt if the run changed a block or moved the cursor.
+
+        A run that edits nothing still moves the cursor, and so the conversation part of the
+        thread's prompt: the consolidated messages leave the unconsolidated tail and only the
+        last ``recent_turns`` of them stay (critical-path, runs without an edit: the next turn
+        evaluated 130-139 of ~350 prompt tokens, 2.9-5.0 s, vs ~16 tokens and 0.5 s warm).
+        That only matters when the whole next prompt is pre-warmed (a thread is known).
+        """
+        if not self.enabled:
+            return
+        thread = self._threads.get(tuple(namespace))
+        whole = self.build is not None and thread is not None
+        if not _blocks_changed(records) and not (whole and _cursor_moved(records)):
+            return  # the last turn's prompt already holds what the next one starts with
         view = await self.memory.aread(namespace)
         prefix: list[BaseMessage] | None = None
-        thread = self._threads.get(tuple(namespace))
         if self.build is not None and thread is not None:
             prefix = next_turn_prefix(self.build, view, thread[1], thread[0])
         messages = prefix if prefix is not None else stable_prefix(view)

@@ -21,6 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from sleeptime_agent.audit import audit_edits
 from sleeptime_agent.consolidation import Consolidator
 from sleeptime_agent.graphs.chat import build_chat_graph, build_primary_prompt
+from sleeptime_agent.ledger import RunRecord
 from sleeptime_agent.local.chat_model import LocalChatModel
 from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
 from sleeptime_agent.preemption import ForegroundGate
@@ -471,16 +472,48 @@ def test_turn_drops_a_prewarm_in_flight() -> None:
         memory.scheduler.shutdown(wait=False)
 
 
-def test_no_prewarm_when_the_run_left_the_blocks_unchanged() -> None:
+def test_a_run_without_edits_still_prewarms_the_moved_conversation() -> None:
+    """No block changed, but the cursor moved: the thread's prompt after the blocks changed."""
     store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
     sleeper = ScriptedChatModel(replies=[tool_call("memory_finish_edits")], repeat_last=True)
     memory = SleeptimeMemory(store, sleeper, consolidation="tool-loop")
-    primary = WarmablePrimary(replies=["Hi!"], warmed=[])
+    primary = WarmablePrimary(replies=["Hi!", "Yes."], warmed=[])
     graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver())
     config: Any = {"configurable": {"user_id": "ana", "thread_id": "t"}}
     try:
         graph.invoke({"messages": [HumanMessage("Hello")]}, config)
         memory.scheduler.wait_idle_sync(WAIT)
+        assert memory.ledger.runs[-1].edits == []
+        assert len(primary.warmed) == 1
+        graph.invoke({"messages": [HumanMessage("Still there?")]}, config)
+        expected = [(m.type, m.content) for m in primary.calls[-1][:-1]]
+        assert [(m.type, m.content) for m in primary.warmed[0]] == expected
+    finally:
+        memory.scheduler.shutdown(wait=False)
+
+
+def test_no_prewarm_when_a_run_changed_neither_blocks_nor_cursor() -> None:
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    memory = _memory(store)
+    primary = WarmablePrimary(replies=["Hi!"], warmed=[])
+    warmer = PrefixPrewarmer(primary, memory, build=lambda view, history, thread: [])
+    warmer.remember(NS, "t", [HumanMessage("Hello"), AIMessage("Hi!")])
+    still = RunRecord(
+        run_id="r",
+        namespace=NS,
+        cursor_before=4,
+        cursor_after=4,
+        versions_before={"human": 2},
+        versions_after={"human": 2},
+    )
+    moved = still.model_copy(update={"cursor_after": 6})
+    try:
+        asyncio.run(warmer(NS, [still]))
         assert primary.warmed == []
+        asyncio.run(warmer(NS, [moved]))
+        assert len(primary.warmed) == 1
+        # Without a known thread only the blocks are warmed: a moved cursor alone is no reason.
+        asyncio.run(PrefixPrewarmer(primary, memory)(NS, [moved]))
+        assert len(primary.warmed) == 1
     finally:
         memory.scheduler.shutdown(wait=False)
