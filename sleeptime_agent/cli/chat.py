@@ -69,7 +69,12 @@ def load_models(args: argparse.Namespace) -> tuple[BaseChatModel, BaseChatModel]
     primary = resolve_model(args.model, env_var=PRIMARY_MODEL_ENV)
 
     if args.sleeptime_model is None and not model_spec(SLEEPTIME_MODEL_ENV):
-        return primary, primary  # one local model, loaded once
+        # One model for both: the local model, loaded once, with a llama.cpp slot per role so
+        # that neither evicts the other's prompt (LocalChatModel.for_role).
+        for_role = getattr(primary, "for_role", None)
+        if callable(for_role):
+            return for_role("primary"), for_role("sleeptime")
+        return primary, primary
     return primary, resolve_model(args.sleeptime_model, env_var=SLEEPTIME_MODEL_ENV)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.cli import main
-from sleeptime_agent.cli.chat import run_chat
+from sleeptime_agent.cli.chat import load_models, run_chat
+from sleeptime_agent.config import SLEEPTIME_MODEL_ENV
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
 
@@ -147,3 +149,22 @@ def test_scripted_chat_consolidates_and_waits(tmp_path: Path) -> None:
     # The run started by the last turn finished before run_chat returned.
     assert "Lives in Porto" in store.get_block(("marta",), "human").value  # type: ignore[union-attr]
     assert len(primary.calls) == 3
+
+
+def test_one_local_model_serves_both_roles_each_from_its_own_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("xllamacpp", reason="needs the 'local' extra")
+    from sleeptime_agent.local import LocalChatModel
+
+    monkeypatch.delenv(SLEEPTIME_MODEL_ENV, raising=False)
+    args = argparse.Namespace(model=LocalChatModel(), sleeptime_model=None)
+    primary, sleeper = load_models(args)
+    assert isinstance(primary, LocalChatModel) and isinstance(sleeper, LocalChatModel)
+    assert (primary.slot, sleeper.slot) == (0, 1)
+    assert primary.n_parallel == sleeper.n_parallel == 2
+    scripted = ScriptedChatModel(replies=["hi"])
+    assert load_models(argparse.Namespace(model=scripted, sleeptime_model=None)) == (
+        scripted,
+        scripted,
+    )
