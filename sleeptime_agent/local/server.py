@@ -114,7 +114,10 @@ def _load_server(key: ServerKey) -> Any:
     params.n_batch = params.n_ubatch = key.n_batch
     # llama.cpp keeps prompts a slot has moved away from in RAM and restores the best match:
     # with one slot, the user's prefix survives a sleep-time request and vice versa (a turn
-    # after a preempted step restored its 620 cached tokens; the retried step its 260).
+    # after a preempted step restored its 620 cached tokens; the retried step its 260). A
+    # probe of two users, their turns, 2,600-token steps (two preempted) and a pre-warm found
+    # no eviction even at n_ctx=4096 (benchmarks/results/critical-path/probe_slots.py); with
+    # one slot per role (LocalChatModel.for_role) nothing needs restoring in the first place.
     # Bounded, on a shared machine (llama.cpp's default is 8 GiB).
     params.cache_ram_mib = PROMPT_CACHE_MIB
     # On CPU flash attention decodes ~37% slower at a 1.5k-token context (OFFLINE.md).
