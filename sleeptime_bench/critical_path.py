@@ -883,7 +883,8 @@ def _plot(data: dict[str, Any], path: Path) -> None:
     a.set(
         title="in-flight turns: TTFT vs when in the sleep-time step they arrived",
         xlabel="seconds since this part of the step began",
-        ylabel="time to first token (s)",
+        ylabel="time to first token (s, log scale)",
+        yscale="log",  # the arms differ by ~20x: on a linear axis 'after' is a line at zero
     )
     a.legend(fontsize=7)
     xs = np.arange(len(CASES))
