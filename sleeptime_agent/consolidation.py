@@ -186,8 +186,11 @@ class Consolidator:
         """Consolidate the oldest unprocessed batch of ``namespace``; always returns a record."""
         record = RunRecord(run_id=uuid.uuid4().hex[:12], namespace=namespace)
         acquired = False
+        # Shielded: a cancel cannot stop the lease write once its thread runs, so the run must
+        # learn whether it landed and release it (or the namespace stays locked until expiry).
+        attempt = asyncio.ensure_future(asyncio.to_thread(self._acquire, namespace))
         try:
-            acquired = await asyncio.to_thread(self._acquire, namespace)
+            acquired = await asyncio.shield(attempt)
             if not acquired:
                 record.status, record.reason = "skipped", "another worker holds the lease"
                 return record
@@ -199,6 +202,9 @@ class Consolidator:
             record.status, record.reason = "error", f"{type(exc).__name__}: {exc}"
         finally:
             self._at_start.pop(tuple(namespace), None)  # committed or not, the run is over
+            if not attempt.done():  # cancelled while the lease write was in flight
+                await asyncio.wait([attempt])
+            acquired = acquired or _landed(attempt)
             if acquired:
                 try:
                     await asyncio.to_thread(self._release, namespace)
@@ -321,3 +327,8 @@ class Consolidator:
             ):
                 break
         return records
+
+
+def _landed(attempt: asyncio.Future[bool]) -> bool:
+    """Whether a finished lease attempt took the lease."""
+    return not attempt.cancelled() and attempt.exception() is None and attempt.result()

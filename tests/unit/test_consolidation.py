@@ -236,3 +236,29 @@ async def test_the_assistants_own_elaboration_is_not_a_user_fact(ground_in_assis
         assert human(store) == said_by_assistant and not rec.failures
     else:
         assert human(store) == "" and "not in the conversation" in rec.failures[0]["error"]
+
+
+async def test_a_run_cancelled_while_taking_the_lease_releases_it() -> None:
+    """Seen under server load: the lease write landed after the cancel and stayed for 600 s."""
+    import threading
+
+    store, cons, tr = setup([tool_call("memory_finish_edits")])
+    entered, proceed = threading.Event(), threading.Event()
+    take = cons._acquire
+
+    def slow_acquire(namespace: tuple[str, ...]) -> bool:
+        entered.set()
+        proceed.wait(5)
+        return take(namespace)
+
+    cons._acquire = slow_acquire  # type: ignore[method-assign]
+    run = asyncio.create_task(cons.arun(NS))
+    await asyncio.to_thread(entered.wait, 5)
+    run.cancel()
+    await asyncio.sleep(0.05)
+    proceed.set()  # the lease write lands after the cancel
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    other = Consolidator(store, ScriptedChatModel(replies=[tool_call("memory_finish_edits")]))
+    assert await asyncio.to_thread(other._acquire, NS)  # released, not held until expiry
+    assert tr.cursor(NS).seq == 0
