@@ -9,13 +9,15 @@ model is a developer's configuration problem and surfaces as one line of
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 from langchain_core.language_models import BaseChatModel
 
 from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model_spec
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.testing import SCRIPTED_PREFIX, scripted_model
 
-__all__ = ["LOCAL_MODEL", "PRIMARY_MODEL_ENV", "SLEEPTIME_MODEL_ENV", "resolve_model"]
+__all__ = ["LOCAL_MODEL", "PRIMARY_MODEL_ENV", "SLEEPTIME_MODEL_ENV", "for_role", "resolve_model"]
 
 LOCAL_MODEL = "local"
 
@@ -83,3 +85,14 @@ def resolve_model(
         # Building a chat model does no I/O, so any failure is configuration: typically a
         # provider client refusing to start without its API key (openai.OpenAIError...).
         raise ConfigurationError(f"cannot create model {spec!r}: {_one_line(exc)}") from exc
+
+
+def for_role(model: BaseChatModel, role: Literal["primary", "sleeptime"]) -> BaseChatModel:
+    """``model`` set up for one agent when one model serves both.
+
+    The local model gets a llama.cpp slot per role, so that neither agent evicts the other's
+    prompt (:meth:`~sleeptime_agent.local.chat_model.LocalChatModel.for_role`); other models
+    are returned as they are.
+    """
+    pin = getattr(model, "for_role", None)
+    return cast(BaseChatModel, pin(role)) if callable(pin) else model

@@ -25,7 +25,7 @@ from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model
 from sleeptime_agent.graphs.chat import build_chat_graph
 from sleeptime_agent.ledger import RunRecord
 from sleeptime_agent.memory import SleeptimeMemory
-from sleeptime_agent.models import resolve_model
+from sleeptime_agent.models import for_role, resolve_model
 from sleeptime_agent.scheduler import SleeptimeScheduler
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 
@@ -69,12 +69,8 @@ def load_models(args: argparse.Namespace) -> tuple[BaseChatModel, BaseChatModel]
     primary = resolve_model(args.model, env_var=PRIMARY_MODEL_ENV)
 
     if args.sleeptime_model is None and not model_spec(SLEEPTIME_MODEL_ENV):
-        # One model for both: the local model, loaded once, with a llama.cpp slot per role so
-        # that neither evicts the other's prompt (LocalChatModel.for_role).
-        for_role = getattr(primary, "for_role", None)
-        if callable(for_role):
-            return for_role("primary"), for_role("sleeptime")
-        return primary, primary
+        # One model for both (the local model: loaded once, a llama.cpp slot per role).
+        return for_role(primary, "primary"), for_role(primary, "sleeptime")
     return primary, resolve_model(args.sleeptime_model, env_var=SLEEPTIME_MODEL_ENV)
 
 

@@ -58,7 +58,7 @@ from sleeptime_agent.config import (
 )
 from sleeptime_agent.graphs.chat import ChatState, build_chat_graph
 from sleeptime_agent.memory import SleeptimeMemory
-from sleeptime_agent.models import resolve_model
+from sleeptime_agent.models import for_role, resolve_model
 from sleeptime_agent.scheduler import SleeptimeScheduler
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 
@@ -90,7 +90,10 @@ def make_memory(primary: BaseChatModel | None = None) -> SleeptimeMemory:
     """The memory the served graph uses, from the environment (see the module docstring)."""
     primary = primary or resolve_model(None, env_var=PRIMARY_MODEL_ENV)
     sleeptime_spec = model_spec(SLEEPTIME_MODEL_ENV)
-    sleeptime_model = resolve_model(sleeptime_spec) if sleeptime_spec else primary
+    # One model for both agents: each its own role (the local model: a llama.cpp slot each).
+    sleeptime_model = (
+        resolve_model(sleeptime_spec) if sleeptime_spec else for_role(primary, "sleeptime")
+    )
     url = chroma_url()
     store = (
         ChromaBlockStore.from_url(url) if url else ChromaBlockStore.persistent(default_store_path())
@@ -138,7 +141,7 @@ def _catch_up_in_background(mem: SleeptimeMemory) -> None:
     threading.Thread(target=run, name="sleeptime-catch-up", daemon=True).start()
 
 
-_primary = resolve_model(None, env_var=PRIMARY_MODEL_ENV)
+_primary = for_role(resolve_model(None, env_var=PRIMARY_MODEL_ENV), "primary")
 #: The memory behind :data:`graph` (its scheduler, ledger and store).
 memory = make_memory(_primary)
 graph = make_graph(_primary, memory)

@@ -55,3 +55,31 @@ def test_gate_is_bounded_for_other_models_and_not_for_the_local_engine(
             local.scheduler.shutdown()
     finally:
         server.memory.scheduler.shutdown()
+
+
+class RoleModel(ScriptedChatModel):
+    """A model that, like LocalChatModel, is pinned per role when it serves both agents."""
+
+    role: str = ""
+
+    def for_role(self, role: str) -> RoleModel:
+        return self.model_copy(update={"role": role})
+
+
+def test_one_model_for_both_agents_serves_each_in_its_role(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = load_server(monkeypatch, tmp_path)
+    server.memory.scheduler.shutdown()
+    monkeypatch.delenv(config.SLEEPTIME_MODEL_ENV)  # the sleep-time model is the primary
+    mem = server.make_memory(RoleModel(replies=["hi"]))
+    try:
+        assert mem.sleeptime_model.role == "sleeptime"  # type: ignore[attr-defined]
+    finally:
+        mem.scheduler.shutdown()
+    monkeypatch.setenv(config.SLEEPTIME_MODEL_ENV, "scripted:memorize")
+    other = server.make_memory(RoleModel(replies=["hi"]))
+    try:
+        assert not isinstance(other.sleeptime_model, RoleModel)  # its own model, as given
+    finally:
+        other.scheduler.shutdown()
