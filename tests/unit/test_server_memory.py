@@ -74,7 +74,7 @@ def test_one_model_for_both_agents_serves_each_in_its_role(
     monkeypatch.delenv(config.SLEEPTIME_MODEL_ENV)  # the sleep-time model is the primary
     mem = server.make_memory(RoleModel(replies=["hi"]))
     try:
-        assert mem.sleeptime_model.role == "sleeptime"  # type: ignore[attr-defined]
+        assert mem.sleeptime_model.role == "sleeptime"
     finally:
         mem.scheduler.shutdown()
     monkeypatch.setenv(config.SLEEPTIME_MODEL_ENV, "scripted:memorize")
