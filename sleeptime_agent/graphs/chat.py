@@ -12,6 +12,10 @@ consolidated turns of this thread, and whatever the sleep-time agent has not con
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypedDict, cast
 
 from langchain_core.language_models import BaseChatModel
@@ -84,6 +88,7 @@ def build_chat_graph(
     recent_turns: int = 2,
     primary_memory_tools: bool = False,
     prewarm: bool = True,
+    max_concurrent_turns: int = 32,
     name: str = "sleeptime_chat",
 ) -> CompiledStateGraph[ChatState, None, ChatState, ChatState]:
     """Compile the paired graph; ``user_id`` and ``thread_id`` come from the run's config.
@@ -102,9 +107,22 @@ def build_chat_graph(
         prewarm: after each sleep-time run that changed the blocks, evaluate the primary's new
             prompt prefix in the background (models with ``aprewarm``, e.g. the local model;
             not with ``primary_memory_tools``, whose prompt starts with the tools).
+        max_concurrent_turns: turns of the async graph (``ainvoke``, LangGraph Server) that run
+            at once; each runs in a thread of the graph's own pool. The event loop's default
+            pool has min(32, CPUs + 4) threads (6 on two cores), which under load made turns
+            queue behind each other's model calls, and the checkpointer behind them (#17).
         name: the compiled graph's name.
     """
     mem = memory
+    turns = ThreadPoolExecutor(max_concurrent_turns, thread_name_prefix="sleeptime-turn")
+
+    async def in_turn_thread(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        # What asyncio.to_thread does, on the graph's pool: context variables (LangChain's
+        # callbacks and config) follow the call into the thread.
+        ctx = contextvars.copy_context()
+        call = functools.partial(ctx.run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(turns, call)
+
     tools = create_memory_tools(mem.store, author="primary") if primary_memory_tools else []
     primary_model: Any = model.bind_tools(tools) if tools else model
     by_name = {t.name: t for t in tools}
@@ -168,10 +186,10 @@ def build_chat_graph(
         return {}
 
     async def aprimary(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
-        return await asyncio.to_thread(primary, state, config)
+        return await in_turn_thread(primary, state, config)
 
     async def aafter_turn(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
-        return await asyncio.to_thread(after_turn, state, config)
+        return await in_turn_thread(after_turn, state, config)
 
     builder = StateGraph(ChatState)
     builder.add_node("primary", RunnableLambda(primary, afunc=aprimary, name="primary"))

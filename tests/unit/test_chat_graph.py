@@ -178,3 +178,41 @@ def test_freshness_without_a_checkpointer() -> None:
         assert [m.type for m in prompt] == ["system", "human", "ai", "human"]
     finally:
         memory.scheduler.shutdown()
+
+
+async def test_async_turns_run_at_once_up_to_the_graph_limit() -> None:
+    """#17: on the loop's default pool (6 threads on 2 cores) turns queued behind each other."""
+    import asyncio
+    import threading
+
+    met = threading.Condition()
+    running = peak = want = 0
+
+    def slow_reply(messages: list[BaseMessage]) -> str:
+        nonlocal running, peak
+        with met:  # wait (at most 2 s) until `want` turns are in their model call at once
+            running += 1
+            peak = max(peak, running)
+            met.notify_all()
+            met.wait_for(lambda: peak >= want, timeout=2.0)
+            running -= 1
+        return "ok"
+
+    async def peak_with(limit: int, users: int) -> int:
+        nonlocal peak, want
+        peak, want = 0, min(limit, users)
+        store = ChromaBlockStore.ephemeral()
+        sleeper = ScriptedChatModel(replies=[tool_call("memory_finish_edits")], repeat_last=True)
+        mem = SleeptimeMemory(store, sleeper, scheduler=SleeptimeScheduler(every_n_turns=10**6))
+        primary = ScriptedChatModel(replies=[slow_reply], repeat_last=True)
+        graph = build_chat_graph(primary, mem, max_concurrent_turns=limit)
+        turns = [
+            graph.ainvoke({"messages": [HumanMessage("hi")]}, cfg(f"t{i}", f"u{i}"))  # type: ignore[arg-type]
+            for i in range(users)
+        ]
+        await asyncio.gather(*turns)
+        mem.scheduler.shutdown()
+        return peak
+
+    assert await peak_with(limit=12, users=12) == 12
+    assert await peak_with(limit=2, users=5) == 2
