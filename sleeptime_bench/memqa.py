@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import shutil
 import time
@@ -61,6 +62,7 @@ from sleeptime_bench.plots import plot_score_vs_cost
 from sleeptime_bench.report import percentiles, write_report
 from sleeptime_bench.results import ConditionSummary, ResultRecord, ResultsFile, summarize
 from sleeptime_bench.scoring import REFUSAL_PHRASES, wilson_interval
+from sleeptime_bench.stateful_protocol import bootstrap_interval
 
 __all__ = [
     "CONDITIONS",
@@ -79,6 +81,7 @@ __all__ = [
     "load_models",
     "memory_snapshot",
     "render_history",
+    "paired_comparisons",
     "round_robin",
     "stratified",
     "run_from_args",
@@ -193,6 +196,8 @@ class MemoryBenchConfig:
     cache_probe: int = 0
     """Questions of the first dialogue also answered question-first (prefix-cache probe)."""
     keep_state: bool = False
+    report_only: bool = False
+    """Rewrite the report and tables from the answers on disk; answer nothing."""
     """Keep each dialogue's memory store after its questions are all answered."""
     weight: float = DEFAULT_WEIGHT
     """Price of a test-time token in sleep-time tokens."""
@@ -749,6 +754,8 @@ async def run_memory_bench(
             invocation_s=time.perf_counter() - started,
         )
 
+    if cfg.report_only:
+        return report()
     plans = [(d, todo(d)) for d in dialogues]
     needs_memory = [
         d
@@ -1016,6 +1023,7 @@ def _write(
                 **condition_stats(kept, cfg.weight),
             }
         table[condition] = entry
+    paired = paired_comparisons(main, cfg.conditions, excluded)
     # Abstentions score high on LoCoMo's adversarial category, so an empty memory would look
     # good there: the plot shows the score without the excluded categories.
     plotted = [r for r in main if str((r.model_extra or {}).get("category")) not in excluded]
@@ -1036,6 +1044,7 @@ def _write(
             if k not in ("out", "selection", "notes", "benchmark", "model")
         },
         "conditions": table,
+        "paired": paired,
         "sleeptime_ingestion": {
             "per_dialogue": ingest,
             "mean_tokens_per_dialogue": (sum(per_dialogue) / len(per_dialogue))
@@ -1080,6 +1089,71 @@ def _write(
     tables = markdown_summary(json.loads(path.read_text(encoding="utf-8")))
     cfg.tables_path.write_text(tables, encoding="utf-8")
     return path
+
+
+def paired_comparisons(
+    records: Sequence[ResultRecord],
+    conditions: Sequence[str],
+    excluded: Sequence[str],
+    samples: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """``sleeptime`` against every other condition on the questions both answered.
+
+    Partial runs compare on what both conditions answered (every condition answers each block
+    of questions before the next starts), without the excluded categories. The intervals come
+    from resampling questions (seeded), so they are paired: a question's difficulty cancels.
+
+    Returns:
+        One entry per other condition: ``n``, both means, ``difference`` with its 95% interval,
+        ``ratio`` (sleeptime / other) with its interval, and ``evidence``: whether the
+        difference's interval leaves out 0.
+    """
+    if "sleeptime" not in conditions:
+        return []
+
+    def scores(condition: str) -> dict[str, float]:
+        return {
+            r.item_id: float(r.score or 0.0)
+            for r in records
+            if r.condition == condition
+            and r.error is None
+            and str((r.model_extra or {}).get("category")) not in excluded
+        }
+
+    mine = scores("sleeptime")
+    out: list[dict[str, Any]] = []
+    for other in (c for c in conditions if c != "sleeptime"):
+        theirs = scores(other)
+        items = sorted(set(mine) & set(theirs))
+        if not items:
+            continue
+        rng = random.Random(seed)
+        diffs: list[float] = []
+        ratios: list[float | None] = []
+        for _ in range(samples):
+            pick = [items[rng.randrange(len(items))] for _ in items]
+            a, b = sum(mine[i] for i in pick), sum(theirs[i] for i in pick)
+            diffs.append((a - b) / len(pick))
+            ratios.append(a / b if b else None)
+        a_mean = sum(mine[i] for i in items) / len(items)
+        b_mean = sum(theirs[i] for i in items) / len(items)
+        low, high = bootstrap_interval(diffs)
+        out.append(
+            {
+                "other": other,
+                "n": len(items),
+                "excluded": list(excluded),
+                "sleeptime_mean": a_mean,
+                "other_mean": b_mean,
+                "difference": a_mean - b_mean,
+                "difference_ci95": [low, high],
+                "ratio": a_mean / b_mean if b_mean else None,
+                "ratio_ci95": list(bootstrap_interval(ratios)),
+                "evidence": low is not None and high is not None and (low > 0 or high < 0),
+            }
+        )
+    return out
 
 
 def _plot(
@@ -1174,6 +1248,11 @@ def add_options(
         help="also answer the first N questions question-first, to measure the prefix cache",
     )
     p.add_argument("--keep-state", action="store_true", help="keep memory stores under OUT/state/")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report from the answers already in OUT (e.g. while a run goes on)",
+    )
     p.set_defaults(func=command)
 
 
@@ -1206,6 +1285,7 @@ def config_from_args(
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,
         keep_state=args.keep_state,
+        report_only=args.report_only,
         selection=selection,
         notes=list(notes),
     )

@@ -95,6 +95,30 @@ def markdown_summary(report: dict[str, Any]) -> str:
         stats = [conditions[n]["by_category"].get(cat, {}) for n in names]
         n = max((s.get("n", 0) for s in stats), default=0)
         lines.append(_row([cat, str(n), *(_score(s) if s else "-" for s in stats)]))
+    paired = report.get("paired") or []
+    if paired:
+        lines += ["", "Paired, on the questions both conditions answered (question bootstrap):", ""]
+        lines += [
+            _row(["sleeptime vs", "n", "means", "difference [95% CI]", "ratio [95% CI]", ""]),
+            _row(["---"] * 6),
+        ]
+        for p in paired:
+            (dlo, dhi), (rlo, rhi) = p["difference_ci95"], p["ratio_ci95"]
+            ratio = "-" if p["ratio"] is None else f"{p['ratio']:.2f}x"
+            if rlo is not None and rhi is not None:
+                ratio += f" [{rlo:.2f}, {rhi:.2f}]"
+            lines.append(
+                _row(
+                    [
+                        p["other"],
+                        str(p["n"]),
+                        f"{p['sleeptime_mean']:.3f} vs {p['other_mean']:.3f}",
+                        f"{p['difference']:+.3f} [{dlo:+.3f}, {dhi:+.3f}]",
+                        ratio,
+                        "evidence" if p["evidence"] else "not evidence (interval includes 0)",
+                    ]
+                )
+            )
     ingest = report["sleeptime_ingestion"]
     if ingest["per_dialogue"]:
         tokens = ingest["mean_tokens_per_dialogue"]

@@ -192,6 +192,15 @@ def test_locomo_end_to_end_and_resume(
     assert len((out / "locomo.jsonl").read_text().splitlines()) == 8
     assert len((out / "locomo_memory.jsonl").read_text().splitlines()) == 1
 
+    # --report-only rebuilds the report from the answers on disk, asking nothing.
+    (out / "locomo.json").unlink()
+    assert main([*argv, "--report-only"]) == 0
+    assert _calls(models) == first
+    paired = json.loads((out / "locomo.json").read_text())["paired"]
+    assert {p["other"] for p in paired} == {"full-context", "rag"}
+    assert all(p["n"] == 1 for p in paired)  # the single-hop question; adversarial left out
+    assert "Paired, on the questions both conditions answered" in (out / "locomo.md").read_text()
+
 
 def test_locomo_resumes_after_an_error(
     tmp_path: Path, models: list[ScriptedChatModel], monkeypatch: pytest.MonkeyPatch
@@ -274,3 +283,26 @@ def test_truncate_history_keeps_recent_turns_under_their_header() -> None:
     assert (kept, total) == (3, 3) and text.index("d1") < text.index("d2")
     text, kept, total = truncate_history(sessions, 160)
     assert kept == 2 and "x" not in text and "Session 1, d1" in text and "Session 2, d2" in text
+
+
+def test_paired_comparison_separates_only_a_real_difference() -> None:
+    from sleeptime_bench.memqa import paired_comparisons
+    from sleeptime_bench.results import ResultRecord
+
+    def rec(i: int, condition: str, score: float, category: str = "single-hop") -> ResultRecord:
+        return ResultRecord(item_id=f"q{i}", condition=condition, score=score, category=category)  # type: ignore[call-arg]
+
+    records = [rec(i, "sleeptime", 0.6 + 0.01 * (i % 5)) for i in range(30)]
+    records += [rec(i, "rag", 0.3 + 0.01 * (i % 5)) for i in range(30)]
+    records += [rec(i, "full-context", 0.6 + (0.2 if i % 2 else -0.2)) for i in range(20)]
+    records += [rec(99, "sleeptime", 1.0, "adversarial"), rec(99, "rag", 0.0, "adversarial")]
+    got = {
+        p["other"]: p
+        for p in paired_comparisons(records, ["sleeptime", "full-context", "rag"], ["adversarial"])
+    }
+    rag, full = got["rag"], got["full-context"]
+    assert rag["n"] == 30 and rag["evidence"] and rag["difference_ci95"][0] > 0.25
+    assert abs(rag["ratio"] - rag["sleeptime_mean"] / rag["other_mean"]) < 1e-9
+    assert full["n"] == 20  # only the questions both answered
+    assert not full["evidence"]  # same mean, noisy: the interval includes 0
+    assert paired_comparisons(records, ["full-context", "rag"], []) == []
