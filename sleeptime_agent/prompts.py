@@ -96,6 +96,8 @@ TOOL_RESPONSE = '<tool_response name="{name}">\n{content}\n</tool_response>'
 # --------------------------------------------------------------------------------------------
 
 __all__ += [
+    "PIPELINE_ANTICIPATE_SYSTEM",
+    "PIPELINE_ANTICIPATE_USER",
     "PIPELINE_FACTS_SYSTEM",
     "PIPELINE_LABELS_SYSTEM",
     "PIPELINE_MESSAGE",
@@ -136,3 +138,24 @@ PIPELINE_FACTS_SYSTEM = (
     "short sentence that names the person and keeps any date given in the message. Questions, "
     "greetings and compliments state no fact: reply with an empty list."
 )
+
+#: The anticipation block (c'): likely next questions, each answered from the memory shown only.
+#: An empty answer is allowed (and dropped by code) so the model need not invent one.
+PIPELINE_ANTICIPATE_SYSTEM = (
+    "You prepare an assistant for the next turn of a conversation between {subjects}. From the "
+    "memory below, list up to {count} questions the user is likely to ask next about what was "
+    "said, each with a short answer worked out from the memory only: a name, a date, a place, "
+    "a count or one short sentence. Use words and dates from the memory; if the memory does "
+    "not hold the answer, leave the answer empty."
+)
+
+#: What the anticipation call reads: the subjects' profile blocks, then the batch and its facts.
+PIPELINE_ANTICIPATE_USER = """\
+Profile blocks:
+{blocks}
+
+New messages:
+{messages}
+
+Facts from the new messages:
+{facts}"""

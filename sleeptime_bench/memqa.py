@@ -47,6 +47,7 @@ from langchain_core.runnables import Runnable
 from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]  # no types-tqdm in the dev extra
 
 from sleeptime_agent.blocks import MemoryBlock
+from sleeptime_agent.consolidation import default_blocks
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.graphs.chat import build_primary_prompt
 from sleeptime_agent.ledger import RunRecord
@@ -185,6 +186,9 @@ class MemoryBenchConfig:
     """Pipeline: model-written keywords and entities as recall keys (one call per message)."""
     facts: bool = False
     """Pipeline: model-written atomic facts (one call per message)."""
+    anticipate: bool = False
+    """Pipeline: model-written likely next questions with answers in the anticipation block
+    (one call per run)."""
     sleeptime_steps: int = 6
     """Model calls per sleep-time run."""
     sleeptime_call_tokens: int = 512
@@ -480,21 +484,26 @@ async def _ingest(
     state = cfg.state_dir(dialogue.key)
     state.mkdir(parents=True, exist_ok=True)
     store = ChromaBlockStore.persistent(state / "store")
+    pipeline = consolidation_for(sleeptime_model, cfg.consolidation) == "pipeline"
+    blocks = [b.model_copy() for b in dialogue.blocks]
+    if pipeline and cfg.anticipate and all(b.label != "anticipation" for b in blocks):
+        # LoCoMo dialogues have speaker blocks only: without this the option would do nothing.
+        blocks += [b for b in default_blocks() if b.label == "anticipation"]
     memory = SleeptimeMemory(
         store,
         sleeptime_model,
         notes_k=cfg.notes_k,
         consolidation=cfg.consolidation,
         consolidator_options={
-            "blocks": [b.model_copy() for b in dialogue.blocks],
+            "blocks": blocks,
             "system_prompt": dialogue.sleeptime_system,
             "max_steps": cfg.sleeptime_steps,
             "max_transcript_chars": cfg.transcript_chars,
             # The whole dialogue is what is remembered, both sides of it.
             "ground_in_assistant": True,
             **(
-                {"keywords": cfg.keywords, "facts": cfg.facts}
-                if consolidation_for(sleeptime_model, cfg.consolidation) == "pipeline"
+                {"keywords": cfg.keywords, "facts": cfg.facts, "anticipate": cfg.anticipate}
+                if pipeline
                 else {}
             ),
         },
@@ -1242,6 +1251,12 @@ def add_options(
         help="pipeline: model-written atomic facts (one call per message)",
     )
     p.add_argument(
+        "--anticipate",
+        action="store_true",
+        help="pipeline: likely next questions with answers in the anticipation block "
+        "(one call per run)",
+    )
+    p.add_argument(
         "--cache-probe",
         type=int,
         default=5,
@@ -1282,6 +1297,7 @@ def config_from_args(
         consolidation=args.consolidation,
         keywords=args.keywords,
         facts=args.facts,
+        anticipate=getattr(args, "anticipate", False),
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,
         keep_state=args.keep_state,

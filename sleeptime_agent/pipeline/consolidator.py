@@ -34,6 +34,9 @@ class PipelineConsolidator(Consolidator):
         keywords: model-written keywords and entities as recall keys.
         facts: model-written atomic facts (dated archival notes, profile blocks).
         profiles: rewrite each subject's profile block from its facts.
+        anticipate: model-written likely next questions with answers in the anticipation block
+            (one call per run; off by default, not yet measured).
+        anticipate_questions: the most questions the anticipation block gets per run.
         names: display name per transcript role (``{"user": "Tomasz"}``).
         subject_labels: profile block label per subject.
         concurrency: model calls in flight.
@@ -42,6 +45,8 @@ class PipelineConsolidator(Consolidator):
     keywords: bool = False
     facts: bool = False
     profiles: bool = True
+    anticipate: bool = False
+    anticipate_questions: int = 3
     names: dict[str, str] = field(default_factory=dict)
     subject_labels: dict[str, str] = field(default_factory=dict)
     concurrency: int = 1
@@ -81,6 +86,9 @@ class PipelineConsolidator(Consolidator):
             keywords=self.keywords,
             facts=self.facts,
             profiles=self.profiles,
+            anticipate=self.anticipate,
+            anticipate_questions=self.anticipate_questions,
+            ground_in_assistant=self.ground_in_assistant,
             names=dict(self.names),
             subject_labels=dict(self.subject_labels),
             start_date=start,
@@ -101,6 +109,11 @@ class PipelineConsolidator(Consolidator):
             {"tool": "recall_index", "count": int(state.get("indexed", 0))},
             {"tool": "fact_insert", "count": int(state.get("stored_facts", 0))},
             *({"tool": "profile_rewrite", "label": label} for label in state.get("profiles", [])),
+            *(
+                [{"tool": "anticipation_rewrite", "count": int(state.get("anticipated", 0))}]
+                if state.get("anticipated")
+                else []
+            ),
         ]
         record.status = "ok"
         after = await self.store.alist_blocks(namespace)

@@ -21,6 +21,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel
 
 from sleeptime_agent import prompts
 from sleeptime_agent.ledger import count_tokens
@@ -35,6 +36,7 @@ __all__ = [
     "grounded",
     "label_message",
     "labels_schema",
+    "structured_call",
 ]
 
 _MAX_SPAN = 60
@@ -147,10 +149,14 @@ def _message_prompt(obs: Observation) -> str:
     return prompts.PIPELINE_MESSAGE.format(day=obs.day or "unknown date", line=obs.line())
 
 
-async def _call(
-    model: BaseChatModel, schema: dict[str, Any], system: str, user: str
+async def structured_call(
+    model: BaseChatModel, schema: dict[str, Any] | type[BaseModel], system: str, user: str
 ) -> tuple[Any, int, int, str | None]:
-    """One structured call: ``(parsed or None, input tokens, output tokens, failure)``."""
+    """One structured call: ``(parsed or None, input tokens, output tokens, failure)``.
+
+    ``parsed`` is a dict for a JSON schema and an instance of ``schema`` for a pydantic model;
+    anything else (no reply, a reply that does not validate) is a failure, never an exception.
+    """
     messages = [SystemMessage(system), HumanMessage(user)]
     try:
         runnable = model.with_structured_output(schema, include_raw=True)
@@ -164,6 +170,10 @@ async def _call(
     if out.get("parsing_error") is not None:
         return None, tin, tout, f"unparseable reply: {out['parsing_error']}"[:300]
     parsed = out.get("parsed")
+    if isinstance(schema, type):
+        if not isinstance(parsed, schema):
+            return None, tin, tout, "no reply matching the schema"
+        return parsed, tin, tout, None
     if not isinstance(parsed, dict):
         return None, tin, tout, "reply is not a JSON object"
     return parsed, tin, tout, None
@@ -178,7 +188,7 @@ async def label_message(
     system: str = prompts.PIPELINE_LABELS_SYSTEM,
 ) -> Labels:
     """Ask for the keywords and entities of one message (never raises)."""
-    parsed, tin, tout, failure = await _call(
+    parsed, tin, tout, failure = await structured_call(
         model, labels_schema(max_keywords, max_entities), system, _message_prompt(obs)
     )
     if parsed is None:
@@ -208,7 +218,7 @@ async def extract_facts(
     if not subjects:
         return FactReply(failure="no known subject")
     names = ", ".join(subjects)
-    parsed, tin, tout, failure = await _call(
+    parsed, tin, tout, failure = await structured_call(
         model,
         facts_schema(subjects, max_facts),
         system.format(subjects=names),

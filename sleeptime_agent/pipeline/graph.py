@@ -4,6 +4,8 @@
 keywords and entities per message; ``extract`` (model, optional) adds atomic facts per message;
 ``index`` (code) writes every message into recall memory under its keys and the facts into the
 fact store; ``profile`` (code) rewrites each subject's profile block from its current facts with
+compare-and-swap; ``anticipate`` (model, optional) writes the anticipation block: likely next
+questions with answers from the profile blocks and the batch, grounded by code, also with
 compare-and-swap. Disabled layers are skipped by the router, so each model-written layer can be
 measured against the same pipeline without it.
 
@@ -18,6 +20,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypedDict, TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -25,7 +28,14 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
+from sleeptime_agent import prompts
+from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import VersionConflict
+from sleeptime_agent.pipeline.anticipate import (
+    ANTICIPATION_LABEL,
+    anticipate,
+    render_anticipation,
+)
 from sleeptime_agent.pipeline.enrich import ExtractedFact, Labels, extract_facts, label_message
 from sleeptime_agent.pipeline.render import Observation, observe
 from sleeptime_agent.scheduler import ForegroundGate
@@ -58,6 +68,8 @@ class PipelineState(TypedDict, total=False):
     indexed: int
     profiles: list[str]
     """Labels of the profile blocks rewritten."""
+    anticipated: int
+    """Questions written to the anticipation block (0: it kept its previous value)."""
     calls: int
     input_tokens: int
     output_tokens: int
@@ -80,6 +92,13 @@ class PipelineContext:
     """Model-written atomic facts (stored as dated archival notes, shown in profile blocks)."""
     profiles: bool = True
     """Rewrite each subject's profile block from its facts."""
+    anticipate: bool = False
+    """Model-written likely next questions with answers in the anticipation block (c')."""
+    anticipate_questions: int = 3
+    """The most questions the anticipation block gets per run."""
+    ground_in_assistant: bool = False
+    """Whether an anticipated answer may rest on the assistant's own turns (see
+    :class:`~sleeptime_agent.consolidation.Consolidator`)."""
     names: dict[str, str] = field(default_factory=dict)
     """Display name per transcript role (``{"user": "Tomasz"}``)."""
     subject_labels: dict[str, str] = field(default_factory=dict)
@@ -227,6 +246,35 @@ async def _index(state: PipelineState, runtime: Runtime[PipelineContext]) -> dic
     return await asyncio.to_thread(_index_sync, state, runtime.context)
 
 
+def _rewrite(
+    ctx: PipelineContext, block: MemoryBlock, value_for: Callable[[int], str | None]
+) -> str | None:
+    """Write ``value_for(limit)`` into ``block`` with compare-and-swap; the value written.
+
+    ``None`` from ``value_for`` means nothing to write. On a conflict the block is re-read and
+    the value re-made for its current limit (3 tries): a concurrent version is never
+    overwritten blindly.
+    """
+    for _ in range(3):
+        value = value_for(block.limit)
+        if value is None or value == block.value:
+            return None
+        try:
+            ctx.store.put_block(
+                ctx.namespace,
+                block.model_copy(update={"value": value}),
+                expected_version=block.version,
+                author="sleeptime",
+            )
+            return value
+        except VersionConflict:
+            fresh = ctx.store.get_block(ctx.namespace, block.label)
+            if fresh is None:
+                return None
+            block = fresh
+    return None
+
+
 def _profile_sync(state: PipelineState, ctx: PipelineContext) -> dict[str, Any]:
     subjects = {f.subject for fs in state.get("facts", {}).values() for f in fs}
     if not subjects:
@@ -239,29 +287,91 @@ def _profile_sync(state: PipelineState, ctx: PipelineContext) -> dict[str, Any]:
         block = blocks.get(label)
         if block is None or block.read_only:
             continue  # no profile block for this subject: its facts stay archival notes
-        for _ in range(3):  # compare-and-swap; on conflict re-read and re-apply
-            value = render_profile([f for f in live if f.subject == subject], block.limit)
-            if value == block.value:
-                break
-            try:
-                ctx.store.put_block(
-                    ctx.namespace,
-                    block.model_copy(update={"value": value}),
-                    expected_version=block.version,
-                    author="sleeptime",
-                )
-                changed.append(label)
-                break
-            except VersionConflict:
-                fresh = ctx.store.get_block(ctx.namespace, label)
-                if fresh is None:
-                    break
-                block = fresh
+        render = partial(render_profile, [f for f in live if f.subject == subject])
+        if _rewrite(ctx, block, render) is not None:
+            changed.append(label)
     return {"profiles": changed}
 
 
 async def _profile(state: PipelineState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
     return await asyncio.to_thread(_profile_sync, state, runtime.context)
+
+
+def _anticipation_input(
+    state: PipelineState, ctx: PipelineContext, blocks: list[MemoryBlock]
+) -> tuple[list[str], str, str]:
+    """``(subjects, prompt, sources)``: what the model reads, and what answers must come from.
+
+    The anticipation block itself is left out of both: last run's answers must not ground
+    this run's. The assistant's turns are shown but ground nothing unless
+    ``ground_in_assistant``: a small model's reply elaborates, as the edit tools' guard found.
+    """
+    observations = state.get("observations", [])
+    extracted = [f for fs in state.get("facts", {}).values() for f in fs]
+    subjects = sorted({o.speaker for o in observations} | {f.subject for f in extracted})
+    labels = {ctx.subject_labels.get(s, profile_label(s)) for s in subjects}
+    profiles = [
+        b for b in blocks if b.label in labels and b.label != ANTICIPATION_LABEL and b.value.strip()
+    ]
+    prompt = prompts.PIPELINE_ANTICIPATE_USER.format(
+        blocks="\n".join(f"[{b.label}]\n{b.value}" for b in profiles) or "(none)",
+        messages="\n".join(o.line() for o in observations) or "(none)",
+        facts="\n".join(f"- {f.text}" for f in extracted) or "(none)",
+    )
+    sources = "\n".join(
+        [b.value for b in profiles]
+        + [
+            f"{o.line()}\n{o.text}"
+            for o in observations
+            if ctx.ground_in_assistant or o.role != "assistant"
+        ]
+        + [f.text for f in extracted]
+    )
+    return subjects, prompt, sources
+
+
+async def _anticipate(state: PipelineState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    assert ctx.model is not None
+    model = ctx.model
+    blocks = await asyncio.to_thread(ctx.store.list_blocks, ctx.namespace)
+    target = next((b for b in blocks if b.label == ANTICIPATION_LABEL), None)
+    if target is None or target.read_only:
+        # Reported, not raised: the other layers' work stands, and the ledger shows why.
+        skipped = {"layer": "anticipate", "kind": "skipped", "error": "no writable block"}
+        return {"anticipated": 0, "failures": [*state.get("failures", []), skipped]}
+    if not state.get("observations"):
+        return {"anticipated": 0}  # nothing new to anticipate from
+    subjects, prompt, sources = _anticipation_input(state, ctx, blocks)
+    reply = await _gated(
+        ctx.gate,
+        lambda: anticipate(
+            model, prompt, subjects, sources=sources, max_questions=ctx.anticipate_questions
+        ),
+    )
+    failures: list[dict[str, Any]] = list(state.get("failures", []))
+    if reply.failure:
+        failures.append({"layer": "anticipate", "error": reply.failure})
+    failures.extend({"layer": "anticipate", "kind": "dropped", "error": d} for d in reply.dropped)
+    questions = reply.questions
+
+    def value_for(limit: int) -> str | None:
+        # No valid question (or none that fits): the block keeps its previous value.
+        return render_anticipation(questions, limit) or None
+
+    value = await asyncio.to_thread(_rewrite, ctx, target, value_for)
+    written = value.count("\n") + 1 if value else 0
+    return {
+        "anticipated": written,
+        "failures": failures,
+        "calls": state.get("calls", 0) + 1,
+        "input_tokens": state.get("input_tokens", 0) + reply.input_tokens,
+        "output_tokens": state.get("output_tokens", 0) + reply.output_tokens,
+    }
+
+
+def _anticipates(ctx: PipelineContext) -> bool:
+    return ctx.model is not None and ctx.anticipate
 
 
 def _after_observe(state: PipelineState, runtime: Runtime[PipelineContext]) -> str:
@@ -270,7 +380,13 @@ def _after_observe(state: PipelineState, runtime: Runtime[PipelineContext]) -> s
 
 def _after_index(state: PipelineState, runtime: Runtime[PipelineContext]) -> str:
     ctx = runtime.context
-    return "profile" if ctx.profiles and ctx.facts else END
+    if ctx.profiles and ctx.facts:
+        return "profile"
+    return "anticipate" if _anticipates(ctx) else END
+
+
+def _after_profile(state: PipelineState, runtime: Runtime[PipelineContext]) -> str:
+    return "anticipate" if _anticipates(runtime.context) else END
 
 
 def build_pipeline_graph() -> CompiledStateGraph[PipelineState, PipelineContext, Any, Any]:
@@ -280,9 +396,11 @@ def build_pipeline_graph() -> CompiledStateGraph[PipelineState, PipelineContext,
     builder.add_node("enrich", _enrich)
     builder.add_node("index", _index)
     builder.add_node("profile", _profile)
+    builder.add_node("anticipate", _anticipate)
     builder.add_edge(START, "observe")
     builder.add_conditional_edges("observe", _after_observe, ["enrich", "index"])
     builder.add_edge("enrich", "index")
-    builder.add_conditional_edges("index", _after_index, ["profile", END])
-    builder.add_edge("profile", END)
+    builder.add_conditional_edges("index", _after_index, ["profile", "anticipate", END])
+    builder.add_conditional_edges("profile", _after_profile, ["anticipate", END])
+    builder.add_edge("anticipate", END)
     return builder.compile(name="sleeptime_pipeline")
