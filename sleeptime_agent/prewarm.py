@@ -25,6 +25,7 @@ without retrieved notes: those depend on the query, and nothing after them can b
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
@@ -107,14 +108,19 @@ class PrefixPrewarmer:
         enabled: switch it off without detaching it (benchmarks compare both).
         build: the primary's prompt builder; with it and :meth:`remember`, the whole prompt
             of the namespace's last thread's next turn is pre-warmed, not only the blocks.
+        max_threads: namespaces whose last thread is remembered, most recent first; older
+            ones fall back to pre-warming the blocks only. Bounds a long-lived server's memory
+            (each entry holds a thread's messages), and a model with one primary slot keeps
+            only the last prompt warm anyway.
     """
 
     model: Prewarmable
     memory: SleeptimeMemory
     enabled: bool = True
     build: PromptBuilder | None = None
-    _threads: dict[Namespace, tuple[str, list[BaseMessage]]] = field(
-        default_factory=dict, repr=False
+    max_threads: int = 64
+    _threads: OrderedDict[Namespace, tuple[str, list[BaseMessage]]] = field(
+        default_factory=OrderedDict, repr=False
     )
     warmed: int = 0
     """Pre-warms that finished."""
@@ -123,7 +129,11 @@ class PrefixPrewarmer:
 
     def remember(self, namespace: Namespace, thread_id: str, history: list[BaseMessage]) -> None:
         """Note the thread a turn of ``namespace`` just ended, and its messages (reply last)."""
-        self._threads[tuple(namespace)] = (thread_id, list(history))
+        key = tuple(namespace)
+        self._threads[key] = (thread_id, list(history))
+        self._threads.move_to_end(key)
+        while len(self._threads) > self.max_threads:
+            self._threads.popitem(last=False)
 
     async def __call__(self, namespace: Namespace, records: list[RunRecord]) -> None:
         """Pre-warm ``namespace``'s next prompt if the run changed a block or moved the cursor.

@@ -22,10 +22,14 @@ next turn's prompt, the blocks as a run found them until it commits, and a secon
 server (same weights) with two slots, the primary and its pre-warm pinned to slot 0 and the
 sleep-time agent to slot 1 (:meth:`~sleeptime_agent.local.LocalChatModel.for_role`);
 ``--no-preempt`` / ``--no-prewarm`` / ``--no-pin`` (the shared one-slot server) switch a part
-off to isolate the others. Reported per arm and case: time to first token and full-turn latency
-p50/p95/max and the ratios to ``warm``; the preemptions; each turn's cached and evaluated prompt
-tokens and llama.cpp's prompt time; an audit of the ledger against block history (no edit lost
-or applied twice); and sleep-time throughput (ledger tokens per wall second of a run).
+off to isolate the others. ``--typing S``: the ``after`` arm's user types each message for S
+seconds first, and the gate is held from the first key, as in ``sleeptime chat``
+(:meth:`~sleeptime_agent.preemption.ForegroundGate.typing`); without it messages arrive
+unannounced, as from an API client. Reported per arm and case: time to first token and
+full-turn latency p50/p95/max and the ratios to ``warm``; the preemptions; each turn's cached
+and evaluated prompt tokens and llama.cpp's prompt time; an audit of the ledger against block
+history (no edit lost or applied twice); and sleep-time throughput (ledger tokens per wall
+second of a run).
 
 Then the throughput test (``--throughput-runs N``, the ``after`` arm): the same N sleep-time
 runs on fresh copies of one conversation, once with no user turns and once with a user turn
@@ -114,6 +118,15 @@ def register(sub: Any) -> None:
     p.add_argument("--max-steps", type=int, default=4, help="sleep-time steps per run (default 4)")
     p.add_argument("--think", type=float, default=1.0, help="seconds between in-flight turns")
     p.add_argument("--no-preempt", action="store_true", help="the 'after' arm does not preempt")
+    p.add_argument(
+        "--typing",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the 'after' arm's user types each message for SECONDS first, holding the gate "
+        "from the first key as `sleeptime chat` does; latencies count from sending "
+        "(default 0: messages arrive unannounced, as from an API client)",
+    )
     p.add_argument("--no-prewarm", action="store_true", help="the 'after' arm does not pre-warm")
     p.add_argument(
         "--no-pin",
@@ -150,6 +163,7 @@ def _cmd(args: argparse.Namespace) -> int:
         preempt=not args.no_preempt,
         prewarm=not args.no_prewarm,
         pin=not args.no_pin,
+        typing=args.typing,
         throughput_runs=args.throughput_runs,
         turn_every=args.turn_every,
         stress=args.stress,
@@ -240,6 +254,8 @@ class Arm:
     memory: SleeptimeMemory
     scheduler: SleeptimeScheduler
     graph: Any
+    typing_s: float = 0.0
+    """Seconds each user message is typed for, holding the gate (as ``sleeptime chat`` does)."""
     turns: list[dict[str, Any]] = field(default_factory=list)
     episode_runs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -292,27 +308,33 @@ def _turn(
     *,
     user: str | None = None,
 ) -> dict[str, Any]:
-    phase, into = tracker.snapshot()
+    phase, into = tracker.snapshot()  # where the step was when the user arrived
     if case != "inflight":
         phase, into = "idle", 0.0
-    preempted_before = arm.memory.gate.preemptions
+    gate = arm.memory.gate
+    preempted_before = gate.preemptions
+    if arm.typing_s > 0:  # the user types first: the chat holds the gate from the first key
+        gate.typing()
+        time.sleep(arm.typing_s)
     tracker.turn_timings = {}
     tracker.user_active = True
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # latencies count from the message being sent
     first: float | None = None
     reply = ""
     try:
         config: RunnableConfig = arm.config
         if user is not None:  # another user of the same graph (and gate)
             config = {"configurable": {"user_id": user, "thread_id": "bench"}}
-        stream: Any = arm.graph.stream(
-            {"messages": [HumanMessage(text)]}, config, stream_mode="messages"
-        )
-        for chunk, meta in stream:
-            if meta.get("langgraph_node") == "primary" and isinstance(chunk, AIMessageChunk):
-                if first is None and chunk.content:
-                    first = time.perf_counter() - t0
-                reply += str(chunk.content)
+        with gate:  # as run_chat: the turn takes the gate, then the typing hold ends
+            gate.done_typing()
+            stream: Any = arm.graph.stream(
+                {"messages": [HumanMessage(text)]}, config, stream_mode="messages"
+            )
+            for chunk, meta in stream:
+                if meta.get("langgraph_node") == "primary" and isinstance(chunk, AIMessageChunk):
+                    if first is None and chunk.content:
+                        first = time.perf_counter() - t0
+                    reply += str(chunk.content)
     finally:
         tracker.user_active = False
     total = time.perf_counter() - t0
@@ -330,7 +352,8 @@ def _turn(
         # A turn that streamed nothing (empty reply) counts its whole latency as TTFT.
         "ttft_s": round(first if first is not None else total, 3),
         "turn_s": round(total, 3),
-        "preempted": arm.memory.gate.preemptions - preempted_before,
+        "typed_s": arm.typing_s,
+        "preempted": gate.preemptions - preempted_before,
         # How much of the primary's prompt llama.cpp served from its cache (pre-warm's effect).
         "cached_tokens": tracker.turn_timings.get("cache_n"),
         "evaluated_tokens": tracker.turn_timings.get("prompt_n"),
@@ -648,6 +671,7 @@ def run_critical_path(
     seed: int,
     out: Path,
     pin: bool = True,
+    typing: float = 0.0,
     throughput_runs: int = 0,
     turn_every: float = 20.0,
 ) -> Path:
@@ -677,6 +701,7 @@ def run_critical_path(
             "preempt": preempt,
             "prewarm": prewarm,
             "pinned_slots": pin,
+            "typing_s": typing,
             "n_parallel": primary_after.n_parallel,
             "n_ctx": primary_after.n_ctx,
         },
@@ -714,6 +739,7 @@ def run_critical_path(
                 max_steps=max_steps,
             ),
         ]
+        arms[1].typing_s = typing
         # Scripted and quick: first, so that every partial report carries it.
         stressed = run_stress(stress, seed=seed) if stress > 0 else None
         primary.load()
@@ -792,6 +818,10 @@ def _write(
             "scripted stress run (see edit_audit and stress).",
             "after_run turns are sent once the run and (after arm) its pre-warm have finished.",
             "Small samples: p95 of a handful of turns is close to their max.",
+            "settings.after_arm.typing_s > 0: the after arm's user typed each message for that "
+            "long, holding the gate from the first key (sleeptime chat); latencies count from "
+            "sending, and 'inflight' means a run was in flight when the typing began. 0: "
+            "messages arrived unannounced (an API client).",
         ],
         "settings": settings,
         "arms": summary,

@@ -26,10 +26,10 @@ from sleeptime_agent.graphs.chat import build_chat_graph
 from sleeptime_agent.ledger import RunRecord
 from sleeptime_agent.memory import SleeptimeMemory
 from sleeptime_agent.models import for_role, resolve_model
-from sleeptime_agent.scheduler import SleeptimeScheduler
+from sleeptime_agent.scheduler import ForegroundGate, SleeptimeScheduler
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 
-__all__ = ["register", "run_chat"]
+__all__ = ["register", "run_chat", "watch_typing"]
 
 HELP = """commands:
   /memory            show the memory blocks and the dated facts
@@ -211,7 +211,7 @@ def run_chat(
     history = _thread_history(memory, namespace, thread)
     if history:
         graph.update_state(config, {"messages": history}, as_node="after_turn")
-    source = lines if lines is not None else _inputs(interactive)
+    source = lines if lines is not None else _inputs(interactive, memory.gate)
     try:
         with _patched(interactive):
             if interactive:
@@ -221,10 +221,13 @@ def run_chat(
                 if not text:
                     continue
                 if text.startswith("/"):
+                    memory.gate.done_typing()
                     if _slash(text, memory, namespace, out) == "quit":
                         break
                     continue
-                _turn(graph, config, text, out)
+                with memory.gate:  # the turn holds the gate before the typing hold ends
+                    memory.gate.done_typing()
+                    _turn(graph, config, text, out)
         if scheduler.pending:
             _err("[memory] waiting for the memory update to finish ...")
         scheduler.wait_idle_sync()
@@ -233,18 +236,36 @@ def run_chat(
     return 0
 
 
-def _inputs(interactive: bool) -> Iterator[str]:
+def _inputs(interactive: bool, gate: ForegroundGate | None = None) -> Iterator[str]:
     if not interactive:
         yield from sys.stdin
         return
     from prompt_toolkit import PromptSession
 
     session: PromptSession[str] = PromptSession()
+    if gate is not None:
+        watch_typing(session.default_buffer, gate)
     while True:
         try:
             yield session.prompt("you> ")
         except EOFError:
             return
+
+
+def watch_typing(buffer: Any, gate: ForegroundGate) -> None:
+    """Hold ``gate`` while the user types into ``buffer`` (a prompt_toolkit ``Buffer``).
+
+    The sleep-time step in flight stops at the first keystroke, so the message finds the model
+    free when it is sent (the turn ends the hold). A cleared line is not a release: the
+    buffer is also cleared as a line is accepted, just before the turn takes the gate; a
+    line left alone releases it after the gate's idle time.
+    """
+
+    def changed(buf: Any) -> None:
+        if buf.text:
+            gate.typing()
+
+    buffer.on_text_changed += changed
 
 
 def _patched(interactive: bool) -> AbstractContextManager[Any]:

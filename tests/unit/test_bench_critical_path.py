@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
+import time
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 pytest.importorskip("numpy", reason="needs the 'bench' extra")
@@ -27,6 +29,7 @@ from sleeptime_bench.critical_path import (  # noqa: E402
     _NEVER,
     Arm,
     StepTracker,
+    _turn,
     run_throughput,
     throughput_summary,
 )
@@ -92,3 +95,34 @@ def test_throughput_summary_ratio() -> None:
     assert out["no_turns"]["tokens_per_wall_s"] == 100.0
     assert out["with_turns"]["tokens_per_wall_s"] == 80.0
     assert out["ratio"] == 0.8
+
+
+def test_a_typed_turn_preempts_the_step_while_typing_and_counts_from_sending() -> None:
+    """With --typing the user's first key preempts the step in flight: by the time the message
+    is sent, the step has already been cancelled, and the latency counts from the send."""
+    arm = _arm()
+    arm.typing_s = 0.5
+    tracker = StepTracker()
+    try:
+        arm.graph.invoke(
+            {"messages": [HumanMessage("I live in Porto.")]}, arm.config
+        )  # something to consolidate
+        arm.scheduler.flush(arm.namespace)
+        for _ in range(200):  # until the run's first step (0.3 s) is in flight
+            if arm.memory.gate._in_flight:
+                break
+            threading.Event().wait(0.01)
+        assert arm.memory.gate._in_flight
+        paused: list[float] = []
+        arm.memory.gate.on_event = lambda event, what: (
+            paused.append(time.perf_counter()) if event == "paused" else None
+        )
+        row = _turn(arm, "Where do I live?", "inflight", tracker, 0)
+        sent = time.perf_counter() - row["turn_s"]
+        arm.scheduler.wait_idle_sync(10)
+    finally:
+        arm.scheduler.shutdown(wait=False)
+    assert row["typed_s"] == 0.5 and row["preempted"] == 1
+    assert paused and paused[0] < sent - 0.3  # preempted while the user was still typing
+    assert row["turn_s"] < arm.typing_s  # the typing time is not in the latency
+    assert not arm.memory.gate.busy  # the typing hold ended with the turn

@@ -168,3 +168,24 @@ def test_one_local_model_serves_both_roles_each_from_its_own_slot(
         scripted,
         scripted,
     )
+
+
+def test_typing_at_the_chat_prompt_holds_the_gate_until_the_turn() -> None:
+    """Keystrokes in the real prompt_toolkit buffer hold sleep-time calls; clearing does not
+    release (the buffer is cleared as a line is accepted, before the turn holds the gate)."""
+    from prompt_toolkit.buffer import Buffer
+
+    from sleeptime_agent.cli.chat import watch_typing
+    from sleeptime_agent.preemption import ForegroundGate
+
+    gate, buffer = ForegroundGate(), Buffer()
+    watch_typing(buffer, gate)
+    assert not gate.busy
+    buffer.text = "Where do I"
+    assert gate.busy
+    buffer.text = ""
+    assert gate.busy
+    with gate:  # what run_chat does with the accepted line
+        gate.done_typing()
+        assert gate.busy
+    assert not gate.busy

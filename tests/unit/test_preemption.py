@@ -204,6 +204,64 @@ async def test_provider_call_is_cancelled_as_a_task() -> None:
     assert attempts == ["start", "cancelled", "start"]
 
 
+async def test_typing_preempts_the_call_in_flight_and_holds_until_the_turn_takes_over() -> None:
+    """An interactive client announces the turn: the step stops while the user still types."""
+    gate = ForegroundGate()
+    attempts: list[str] = []
+    started = asyncio.Event()
+
+    async def step() -> str:
+        attempts.append("start")
+        started.set()
+        if len(attempts) == 1:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                attempts.append("cancelled")
+                raise
+        return "done"
+
+    task = asyncio.create_task(gate.run(step))
+    await started.wait()
+    gate.typing()
+    gate.typing()  # more keystrokes: still one hold
+
+    async def cancelled() -> None:
+        while "cancelled" not in attempts:
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(cancelled(), 5)  # preempted before any turn was sent
+    with gate:  # the turn is sent and holds the gate itself ...
+        gate.done_typing()  # ... so the typing hold can go
+        await asyncio.sleep(0.05)
+        assert attempts == ["start", "cancelled"]  # held through the turn
+    assert await task == "done"
+    assert attempts == ["start", "cancelled", "start"]
+    assert gate.preemptions == 1 and not gate.busy
+    gate.done_typing()  # without a hold: nothing to end
+    assert not gate.busy
+
+
+def test_a_line_left_unsent_releases_the_gate_after_the_idle_time() -> None:
+    gate = ForegroundGate()
+    gate.typing(idle_seconds=0.15)
+    assert gate.busy
+    threading.Event().wait(0.1)
+    gate.typing(idle_seconds=0.15)  # a keystroke pushes the release back
+    threading.Event().wait(0.1)
+    assert gate.busy  # 0.2 s since the first keystroke, 0.1 s since the last
+    deadline = threading.Event()
+    for _ in range(100):
+        if not gate.busy:
+            break
+        deadline.wait(0.01)
+    assert not gate.busy
+    gate.typing(idle_seconds=5)  # a new line starts a new hold
+    assert gate.busy
+    gate.done_typing()
+    assert not gate.busy
+
+
 # --- the sleep-time loop: between steps and during a write ------------------------------------
 
 
@@ -515,5 +573,18 @@ def test_no_prewarm_when_a_run_changed_neither_blocks_nor_cursor() -> None:
         # Without a known thread only the blocks are warmed: a moved cursor alone is no reason.
         asyncio.run(PrefixPrewarmer(primary, memory)(NS, [moved]))
         assert len(primary.warmed) == 1
+    finally:
+        memory.scheduler.shutdown(wait=False)
+
+
+def test_prewarmer_remembers_a_bounded_number_of_threads_most_recent_kept() -> None:
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    memory = _memory(store)
+    primary = WarmablePrimary(replies=["Hi!"], warmed=[])
+    warmer = PrefixPrewarmer(primary, memory, max_threads=2)
+    try:
+        for user in ("ana", "bo", "ana", "cy"):  # ana is used again, so bo is the oldest
+            warmer.remember(("users", user), f"t-{user}", [HumanMessage("Hello")])
+        assert list(warmer._threads) == [("users", "ana"), ("users", "cy")]
     finally:
         memory.scheduler.shutdown(wait=False)
