@@ -26,7 +26,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
 __all__ = ["ForegroundGate", "GateHook"]
@@ -56,8 +56,8 @@ class _Signal:
 class ForegroundGate:
     """Lets user turns go first: a turn preempts sleep-time model calls and holds the next ones.
 
-    A user turn runs inside ``with gate:`` (from any thread); an interactive client can also
-    hold the gate while its user types (:meth:`typing`). Sleep-time code runs each model
+    A user turn runs inside ``with gate:`` (from any thread); a client can also hold the gate
+    while its user types (:meth:`typing`). Sleep-time code runs each model
     call through :meth:`run` (retried after the turn if preempted) or :meth:`try_run` (dropped
     if preempted: e.g. pre-warming, which the user's own turn makes moot).
 
@@ -91,8 +91,8 @@ class ForegroundGate:
         self._lock = threading.Lock()
         self._in_flight: set[_Signal] = set()
         self._waiting: set[_Signal] = set()
-        self._typing_timer: threading.Timer | None = None
-        self._typing_until = 0.0
+        self._typists: dict[Hashable, threading.Timer] = {}
+        self._typing_until: dict[Hashable, float] = {}
 
     # -- the user's side ---------------------------------------------------------------------
 
@@ -119,50 +119,52 @@ class ForegroundGate:
         self._active -= 1
         return list(self._waiting) if self._active == 0 else []
 
-    def typing(self, idle_seconds: float = 10.0) -> None:
-        """The user is typing: hold sleep-time calls, preempting those in flight, from now.
+    def typing(self, who: Hashable = None, idle_seconds: float = 10.0) -> None:
+        """``who`` is typing: hold sleep-time calls, preempting those in flight, from now.
 
         Call it on each keystroke (after the first it only pushes the deadline back). The hold
-        ends with :meth:`done_typing` (once the turn holds the gate itself) or after
-        ``idle_seconds`` without a keystroke (a line left unsent). A preempted local-model
-        step stops one or two prompt batches after the cancel (0.3-0.7 s measured); a turn
-        that arrives unannounced waits that long for its first token, one announced by
+        ends with :meth:`done_typing` (the chat graph calls it once ``who``'s turn holds the
+        gate) or after ``idle_seconds`` without a keystroke (a line left unsent). Holds are per
+        ``who`` (a namespace, say), so one user's turn does not end another's. A preempted
+        local-model step stops one or two prompt batches after the cancel (0.3-0.7 s measured);
+        a turn that arrives unannounced waits that long for its first token, one announced by
         typing finds the model already free.
         """
         with self._lock:
-            self._typing_until = time.monotonic() + idle_seconds
-            if self._typing_timer is not None:
+            self._typing_until[who] = time.monotonic() + idle_seconds
+            if who in self._typists:
                 return
             targets = self._hold()
-            self._typing_timer = self._start_timer(idle_seconds)
+            self._typists[who] = self._start_timer(who, idle_seconds)
         for signal in targets:
             signal.fire()
 
-    def done_typing(self) -> None:
-        """End the hold :meth:`typing` started (a no-op without one)."""
+    def done_typing(self, who: Hashable = None) -> None:
+        """End the hold :meth:`typing` started for ``who`` (a no-op without one)."""
         with self._lock:
-            timer, self._typing_timer = self._typing_timer, None
+            timer = self._typists.pop(who, None)
+            self._typing_until.pop(who, None)
             targets = self._release() if timer is not None else []
         if timer is not None:
             timer.cancel()
         for signal in targets:
             signal.fire()
 
-    def _start_timer(self, seconds: float) -> threading.Timer:
-        timer = threading.Timer(seconds, self._typing_idle)
+    def _start_timer(self, who: Hashable, seconds: float) -> threading.Timer:
+        timer = threading.Timer(seconds, self._typing_idle, args=(who,))
         timer.daemon = True  # a pending idle check never keeps the process alive
         timer.start()
         return timer
 
-    def _typing_idle(self) -> None:
+    def _typing_idle(self, who: Hashable) -> None:
         with self._lock:
-            if self._typing_timer is None or threading.current_thread() is not self._typing_timer:
+            if self._typists.get(who) is not threading.current_thread():
                 return  # ended meanwhile, or this timer was replaced
-            left = self._typing_until - time.monotonic()
+            left = self._typing_until[who] - time.monotonic()
             if left > 0:  # keystrokes since: check again when the latest one goes idle
-                self._typing_timer = self._start_timer(left)
+                self._typists[who] = self._start_timer(who, left)
                 return
-            self._typing_timer = None
+            del self._typists[who], self._typing_until[who]
             targets = self._release()
         for signal in targets:
             signal.fire()

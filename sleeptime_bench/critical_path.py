@@ -63,6 +63,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from sleeptime_agent import ChromaBlockStore, SleeptimeMemory, SleeptimeScheduler, build_chat_graph
 from sleeptime_agent.audit import EditAudit, audit_edits
+from sleeptime_agent.blocks import namespace_from_config
 from sleeptime_agent.ledger import RunRecord
 from sleeptime_agent.memory import ReadOptions
 from sleeptime_agent.testing import HashingEmbeddings, ScriptedChatModel, tool_call
@@ -313,8 +314,11 @@ def _turn(
         phase, into = "idle", 0.0
     gate = arm.memory.gate
     preempted_before = gate.preemptions
+    config: RunnableConfig = arm.config
+    if user is not None:  # another user of the same graph (and gate)
+        config = {"configurable": {"user_id": user, "thread_id": "bench"}}
     if arm.typing_s > 0:  # the user types first: the chat holds the gate from the first key
-        gate.typing()
+        gate.typing(namespace_from_config(config))  # the turn's primary node ends the hold
         time.sleep(arm.typing_s)
     tracker.turn_timings = {}
     tracker.user_active = True
@@ -322,19 +326,14 @@ def _turn(
     first: float | None = None
     reply = ""
     try:
-        config: RunnableConfig = arm.config
-        if user is not None:  # another user of the same graph (and gate)
-            config = {"configurable": {"user_id": user, "thread_id": "bench"}}
-        with gate:  # as run_chat: the turn takes the gate, then the typing hold ends
-            gate.done_typing()
-            stream: Any = arm.graph.stream(
-                {"messages": [HumanMessage(text)]}, config, stream_mode="messages"
-            )
-            for chunk, meta in stream:
-                if meta.get("langgraph_node") == "primary" and isinstance(chunk, AIMessageChunk):
-                    if first is None and chunk.content:
-                        first = time.perf_counter() - t0
-                    reply += str(chunk.content)
+        stream: Any = arm.graph.stream(
+            {"messages": [HumanMessage(text)]}, config, stream_mode="messages"
+        )
+        for chunk, meta in stream:
+            if meta.get("langgraph_node") == "primary" and isinstance(chunk, AIMessageChunk):
+                if first is None and chunk.content:
+                    first = time.perf_counter() - t0
+                reply += str(chunk.content)
     finally:
         tracker.user_active = False
     total = time.perf_counter() - t0

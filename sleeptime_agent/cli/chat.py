@@ -211,7 +211,7 @@ def run_chat(
     history = _thread_history(memory, namespace, thread)
     if history:
         graph.update_state(config, {"messages": history}, as_node="after_turn")
-    source = lines if lines is not None else _inputs(interactive, memory.gate)
+    source = lines if lines is not None else _inputs(interactive, memory.gate, namespace)
     try:
         with _patched(interactive):
             if interactive:
@@ -221,13 +221,11 @@ def run_chat(
                 if not text:
                     continue
                 if text.startswith("/"):
-                    memory.gate.done_typing()
+                    memory.gate.done_typing(namespace)
                     if _slash(text, memory, namespace, out) == "quit":
                         break
                     continue
-                with memory.gate:  # the turn holds the gate before the typing hold ends
-                    memory.gate.done_typing()
-                    _turn(graph, config, text, out)
+                _turn(graph, config, text, out)  # the turn ends the typing hold
         if scheduler.pending:
             _err("[memory] waiting for the memory update to finish ...")
         scheduler.wait_idle_sync()
@@ -236,7 +234,9 @@ def run_chat(
     return 0
 
 
-def _inputs(interactive: bool, gate: ForegroundGate | None = None) -> Iterator[str]:
+def _inputs(
+    interactive: bool, gate: ForegroundGate | None = None, who: Namespace = ()
+) -> Iterator[str]:
     if not interactive:
         yield from sys.stdin
         return
@@ -244,7 +244,7 @@ def _inputs(interactive: bool, gate: ForegroundGate | None = None) -> Iterator[s
 
     session: PromptSession[str] = PromptSession()
     if gate is not None:
-        watch_typing(session.default_buffer, gate)
+        watch_typing(session.default_buffer, gate, who)
     while True:
         try:
             yield session.prompt("you> ")
@@ -252,18 +252,18 @@ def _inputs(interactive: bool, gate: ForegroundGate | None = None) -> Iterator[s
             return
 
 
-def watch_typing(buffer: Any, gate: ForegroundGate) -> None:
-    """Hold ``gate`` while the user types into ``buffer`` (a prompt_toolkit ``Buffer``).
+def watch_typing(buffer: Any, gate: ForegroundGate, who: Namespace) -> None:
+    """Hold ``gate`` for ``who`` while they type into ``buffer`` (a prompt_toolkit ``Buffer``).
 
     The sleep-time step in flight stops at the first keystroke, so the message finds the model
-    free when it is sent (the turn ends the hold). A cleared line is not a release: the
-    buffer is also cleared as a line is accepted, just before the turn takes the gate; a
-    line left alone releases it after the gate's idle time.
+    free when it is sent (the chat graph ends the hold once the turn holds the gate). A cleared
+    line is not a release: the buffer is also cleared as a line is accepted, just before the
+    turn takes the gate; a line left alone releases it after the gate's idle time.
     """
 
     def changed(buf: Any) -> None:
         if buf.text:
-            gate.typing()
+            gate.typing(who)
 
     buffer.on_text_changed += changed
 

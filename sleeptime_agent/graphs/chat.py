@@ -145,6 +145,7 @@ def build_chat_graph(
         if not isinstance(user, HumanMessage):
             raise ValueError("a chat turn starts with a user message (HumanMessage) last")
         with mem.gate:  # sleep-time steps pause while the user's turn runs
+            mem.gate.done_typing(namespace)  # the turn holds the gate now, not the typing
             return _answer(state, config, namespace, thread_id, user)
 
     def _answer(

@@ -179,13 +179,13 @@ def test_typing_at_the_chat_prompt_holds_the_gate_until_the_turn() -> None:
     from sleeptime_agent.preemption import ForegroundGate
 
     gate, buffer = ForegroundGate(), Buffer()
-    watch_typing(buffer, gate)
+    watch_typing(buffer, gate, ("ana",))
     assert not gate.busy
     buffer.text = "Where do I"
     assert gate.busy
     buffer.text = ""
     assert gate.busy
-    with gate:  # what run_chat does with the accepted line
-        gate.done_typing()
+    with gate:  # what the chat graph's turn does with the accepted line
+        gate.done_typing(("ana",))
         assert gate.busy
     assert not gate.busy

@@ -223,8 +223,8 @@ async def test_typing_preempts_the_call_in_flight_and_holds_until_the_turn_takes
 
     task = asyncio.create_task(gate.run(step))
     await started.wait()
-    gate.typing()
-    gate.typing()  # more keystrokes: still one hold
+    gate.typing("ana")
+    gate.typing("ana")  # more keystrokes: still one hold
 
     async def cancelled() -> None:
         while "cancelled" not in attempts:
@@ -232,34 +232,56 @@ async def test_typing_preempts_the_call_in_flight_and_holds_until_the_turn_takes
 
     await asyncio.wait_for(cancelled(), 5)  # preempted before any turn was sent
     with gate:  # the turn is sent and holds the gate itself ...
-        gate.done_typing()  # ... so the typing hold can go
+        gate.done_typing("ana")  # ... so the typing hold can go
         await asyncio.sleep(0.05)
         assert attempts == ["start", "cancelled"]  # held through the turn
     assert await task == "done"
     assert attempts == ["start", "cancelled", "start"]
     assert gate.preemptions == 1 and not gate.busy
-    gate.done_typing()  # without a hold: nothing to end
+    gate.done_typing("ana")  # without a hold: nothing to end
     assert not gate.busy
 
 
-def test_a_line_left_unsent_releases_the_gate_after_the_idle_time() -> None:
+def test_typing_holds_are_per_user_and_a_line_left_unsent_goes_idle() -> None:
     gate = ForegroundGate()
-    gate.typing(idle_seconds=0.15)
+    gate.typing("ana", idle_seconds=0.15)
+    gate.typing("bo", idle_seconds=5)
+    gate.done_typing("bo")  # bo's turn ends bo's hold, not ana's
     assert gate.busy
     threading.Event().wait(0.1)
-    gate.typing(idle_seconds=0.15)  # a keystroke pushes the release back
+    gate.typing("ana", idle_seconds=0.15)  # a keystroke pushes the release back
     threading.Event().wait(0.1)
     assert gate.busy  # 0.2 s since the first keystroke, 0.1 s since the last
-    deadline = threading.Event()
     for _ in range(100):
         if not gate.busy:
             break
-        deadline.wait(0.01)
+        threading.Event().wait(0.01)
     assert not gate.busy
-    gate.typing(idle_seconds=5)  # a new line starts a new hold
+    assert not gate._typists and not gate._typing_until  # nothing kept per user
+    gate.typing("ana", idle_seconds=5)  # a new line starts a new hold
     assert gate.busy
-    gate.done_typing()
+    gate.done_typing("ana")
     assert not gate.busy
+
+
+def test_the_chat_graph_ends_the_typing_hold_of_that_user_only() -> None:
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    memory = _memory(store)
+    graph = build_chat_graph(
+        ScriptedChatModel(replies=["Hi!"], repeat_last=True), memory, checkpointer=InMemorySaver()
+    )
+    try:
+        memory.gate.typing(("ana",))
+        memory.gate.typing(("bo",))
+        graph.invoke(
+            {"messages": [HumanMessage("Hello")]},
+            {"configurable": {"user_id": "ana", "thread_id": "t"}},
+        )
+        assert list(memory.gate._typists) == [("bo",)]  # bo still types: still held
+        memory.gate.done_typing(("bo",))
+        assert not memory.gate.busy
+    finally:
+        memory.scheduler.shutdown(wait=False)
 
 
 # --- the sleep-time loop: between steps and during a write ------------------------------------
