@@ -16,7 +16,7 @@ import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, TypedDict, cast
+from typing import Annotated, Any, NotRequired, TypedDict, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -47,6 +47,12 @@ class ChatState(TypedDict):
 
     messages: Annotated[list[AnyMessage], add_messages]
     """The thread's messages; the user's newest message is last when a turn starts."""
+    typing: NotRequired[bool]
+    """In a run's input instead of a message (best in a run without a thread): the user has
+    started typing. Sleep-time work pauses for them from now, preempting the step in flight,
+    until their turn starts or 10 s pass without another such run; so the turn finds the model
+    free (#16: on the local model a preempted step takes 0.2-0.5 s to stop). The run answers
+    nothing, and clears the flag."""
 
 
 def _thread_id(config: RunnableConfig) -> str:
@@ -192,10 +198,19 @@ def build_chat_graph(
     async def aafter_turn(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
         return await in_turn_thread(after_turn, state, config)
 
+    def typing(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
+        mem.gate.typing(namespace_from_config(config))
+        return {"typing": False}  # on a thread, the next run is a turn again
+
+    def route(state: ChatState) -> str:
+        return "typing" if state.get("typing") else "primary"
+
     builder = StateGraph(ChatState)
+    builder.add_node("typing", typing)
     builder.add_node("primary", RunnableLambda(primary, afunc=aprimary, name="primary"))
     builder.add_node("after_turn", RunnableLambda(after_turn, afunc=aafter_turn, name="after_turn"))
-    builder.add_edge(START, "primary")
+    builder.add_conditional_edges(START, route, ["typing", "primary"])
+    builder.add_edge("typing", END)
     builder.add_edge("primary", "after_turn")
     builder.add_edge("after_turn", END)
     return builder.compile(checkpointer=checkpointer, name=name)

@@ -610,3 +610,25 @@ def test_prewarmer_remembers_a_bounded_number_of_threads_most_recent_kept() -> N
         assert list(warmer._threads) == [("users", "ana"), ("users", "cy")]
     finally:
         memory.scheduler.shutdown(wait=False)
+
+
+def test_a_typing_run_of_the_chat_graph_holds_sleeptime_work_for_that_user() -> None:
+    """What an API client sends at its user's first keystroke (LangGraph Server: a run without
+    a thread): no reply, no message stored, the user's hold until their turn."""
+    store = ChromaBlockStore.ephemeral(embeddings=HashingEmbeddings())
+    memory = _memory(store)
+    primary = ScriptedChatModel(replies=["Hi!"], repeat_last=True)
+    graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver())
+    served = build_chat_graph(primary, memory)  # as LangGraph Server builds it: no checkpointer
+    ana: Any = {"configurable": {"user_id": "ana", "thread_id": "t"}}
+    try:
+        out = served.invoke({"typing": True}, {"configurable": {"user_id": "ana"}})
+        assert out.get("messages", []) == [] and primary.calls == []
+        assert list(memory.gate._typists) == [("ana",)]
+        assert memory.transcript.since(("ana",), 0) == []
+        graph.invoke({"typing": True}, ana)  # sent on the thread instead: the flag is cleared
+        graph.invoke({"messages": [HumanMessage("Hello")]}, ana)
+        assert len(primary.calls) == 1  # the turn after it was answered, not taken for typing
+        assert not memory.gate.busy
+    finally:
+        memory.scheduler.shutdown(wait=False)

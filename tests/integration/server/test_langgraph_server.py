@@ -70,6 +70,15 @@ def test_memory_crosses_threads_not_users_and_survives_a_restart(
         client = get_client(url=server.url)
         assistants = await client.assistants.search(graph_id=GRAPH)
         assert assistants, "the server did not register the graph from langgraph.json"
+        # What a client sends at its user's first keystroke: a run without a thread.
+        typing = await client.runs.wait(
+            None,
+            GRAPH,
+            input={"typing": True},
+            config={"configurable": {"user_id": ada}},
+            raise_error=True,
+        )
+        assert not typing.get("messages"), typing  # no reply, nothing said
         monday = (await client.threads.create(metadata={"user": ada}))["thread_id"]
         first = await turn(client, monday, ada, fact)
         assert first == "I don't know anything about you yet."  # memory was empty
