@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -177,23 +177,31 @@ async def test_cancelled_caller_cancels_the_call() -> None:
     assert cancelled.is_set()
 
 
+def _first_attempt_waits(
+    attempts: list[str], started: asyncio.Event, reply: str
+) -> Callable[[], Awaitable[str]]:
+    """A call whose first attempt waits until cancelled (logging it); later ones return."""
+
+    async def call() -> str:
+        attempts.append("start")
+        started.set()
+        if len(attempts) == 1:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                attempts.append("cancelled")
+                raise
+        return reply
+
+    return call
+
+
 async def test_provider_call_is_cancelled_as_a_task() -> None:
     """A provider model's HTTP call is an awaited coroutine: preempting cancels it."""
     gate = ForegroundGate()
     attempts: list[str] = []
     started = asyncio.Event()
-
-    async def http_call() -> str:
-        attempts.append("start")
-        started.set()
-        if len(attempts) == 1:
-            try:
-                await asyncio.Event().wait()  # the request in flight
-            except asyncio.CancelledError:
-                attempts.append("cancelled")
-                raise
-        return "reply"
-
+    http_call = _first_attempt_waits(attempts, started, "reply")  # the request in flight
     task = asyncio.create_task(gate.run(http_call))
     await started.wait()
     with gate:
@@ -209,18 +217,7 @@ async def test_typing_preempts_the_call_in_flight_and_holds_until_the_turn_takes
     gate = ForegroundGate()
     attempts: list[str] = []
     started = asyncio.Event()
-
-    async def step() -> str:
-        attempts.append("start")
-        started.set()
-        if len(attempts) == 1:
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                attempts.append("cancelled")
-                raise
-        return "done"
-
+    step = _first_attempt_waits(attempts, started, "done")
     task = asyncio.create_task(gate.run(step))
     await started.wait()
     gate.typing("ana")
@@ -621,12 +618,13 @@ def test_a_typing_run_of_the_chat_graph_holds_sleeptime_work_for_that_user() -> 
     graph = build_chat_graph(primary, memory, checkpointer=InMemorySaver())
     served = build_chat_graph(primary, memory)  # as LangGraph Server builds it: no checkpointer
     ana: Any = {"configurable": {"user_id": "ana", "thread_id": "t"}}
+    typing: Any = {"typing": True}  # a run input without messages
     try:
-        out = served.invoke({"typing": True}, {"configurable": {"user_id": "ana"}})
+        out = served.invoke(typing, {"configurable": {"user_id": "ana"}})
         assert out.get("messages", []) == [] and primary.calls == []
         assert list(memory.gate._typists) == [("ana",)]
         assert memory.transcript.since(("ana",), 0) == []
-        graph.invoke({"typing": True}, ana)  # sent on the thread instead: the flag is cleared
+        graph.invoke(typing, ana)  # sent on the thread instead: the flag is cleared
         graph.invoke({"messages": [HumanMessage("Hello")]}, ana)
         assert len(primary.calls) == 1  # the turn after it was answered, not taken for typing
         assert not memory.gate.busy
