@@ -42,6 +42,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from tqdm import tqdm
 
+from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.models import resolve_model
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_bench.cost import BudgetMatch, BudgetPoint, matched_budget
@@ -73,6 +74,7 @@ from sleeptime_bench.stateful_qa import (
 __all__ = [
     "ANSWERS_FILE",
     "BENCHMARKS",
+    "NOTES_MODES",
     "RUNS_FILE",
     "DEFAULT_MAX_TOKENS",
     "GENERATED",
@@ -94,6 +96,8 @@ __all__ = [
 ANSWERS_FILE = "answers.jsonl"
 SLEEP_FILE = "sleeptime.jsonl"
 RUNS_FILE = "runs.jsonl"
+#: How the sleep-time analysis becomes the notes (``--notes``).
+NOTES_MODES = ("edit-loop", "analysis")
 #: Completion-token caps per verbosity level 0..4 (the answer-only level needs a handful).
 DEFAULT_MAX_TOKENS = (32, 64, 128, 192, 256)
 #: Caps of the generated benchmarks: high enough that at most 10% of answers are cut off at the
@@ -135,6 +139,10 @@ class StatefulConfig:
     sleep_max_tokens: int = 400
     """Completion-token cap per sleep-time model call."""
     sleep_max_steps: int = 4
+    notes: str = "edit-loop"
+    """How the sleep-time analysis becomes the notes: ``edit-loop`` (the model saves it in at
+    most 8 short lines with ``memory_rethink``) or ``analysis`` (code stores the analysis as
+    the block). One results directory holds one mode."""
     chunk: int = 10
     report_only: bool = False
     unit_timeout: float = 1800.0
@@ -234,7 +242,10 @@ class _Runner:
                 base = base.model_copy(update={"max_tokens": self.cfg.sleep_max_tokens})
             model = with_temperature(base, self.cfg.sleep_temperature) if sampled else base
             self._writers[sampled] = NotesWriter(
-                model, self._store, max_steps=self.cfg.sleep_max_steps
+                model,
+                self._store,
+                max_steps=self.cfg.sleep_max_steps,
+                edit_loop=self.cfg.notes == "edit-loop",
             )
         return self._writers[sampled]
 
@@ -265,6 +276,7 @@ class _Runner:
                 "failures": notes.failures if notes else 0,
                 "problems": list(notes.problems) if notes else [],
                 "temperature": self.cfg.sleep_temperature if j > 0 else 0.0,
+                "notes_mode": self.cfg.notes,
             }
         )
         self.sleeps.append(record)
@@ -334,6 +346,17 @@ class _Runner:
 def _nonce() -> str:
     # A rerun of a failed sample must not find the previous attempt's block.
     return f"{time.time_ns():x}"
+
+
+def _check_notes_mode(cfg: StatefulConfig, sleeps: ResultsFile) -> None:
+    # Notes written one way must not be answered from as if written the other way.
+    for rec in sleeps.latest().values():
+        mode = (rec.model_extra or {}).get("notes_mode") or "edit-loop"
+        if mode != cfg.notes:
+            raise ConfigurationError(
+                f"{cfg.out} holds notes written with --notes {mode}; this run asks for "
+                f"--notes {cfg.notes}. Use another --out for the other mode."
+            )
 
 
 def _extra_int(record: ResultRecord, name: str) -> int:
@@ -415,6 +438,7 @@ def load_items(cfg: StatefulConfig) -> list[StatefulItem]:
 async def _arun(cfg: StatefulConfig, model: BaseChatModel, items: list[StatefulItem]) -> int:
     answers = ResultsFile(cfg.out / ANSWERS_FILE)
     sleeps = ResultsFile(cfg.out / SLEEP_FILE)
+    _check_notes_mode(cfg, sleeps)
     runner = _Runner(cfg, model, answers, sleeps)
     for key, rec in sleeps.latest().items():
         if rec.error is None:
@@ -911,6 +935,14 @@ def register(sub: Any) -> None:
         p.add_argument(
             "--sleep-max-tokens", type=int, default=400, help="cap per sleep-time model call"
         )
+        p.add_argument(
+            "--notes",
+            choices=NOTES_MODES,
+            default="edit-loop",
+            help="how the sleep-time analysis becomes the notes: 'edit-loop' (the model saves "
+            "it in at most 8 short lines with memory_rethink; default) or 'analysis' (the "
+            "analysis itself is stored as the block)",
+        )
         p.add_argument("--threads", type=int, default=None, help="CPU threads of the local model")
         p.add_argument(
             "--chunk",
@@ -964,6 +996,7 @@ def config_from_args(args: argparse.Namespace) -> StatefulConfig:
         k_verbosity=parse_ints(args.k_verbosity) if args.k_verbosity else None,
         sleep_temperature=args.sleep_temperature,
         sleep_max_tokens=args.sleep_max_tokens,
+        notes=args.notes,
         threads=args.threads,
         chunk=max(1, args.chunk),
         parallel=max(1, args.parallel),

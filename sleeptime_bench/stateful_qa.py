@@ -115,6 +115,9 @@ class NotesWriter:
         user_prompt: The edit loop's input; ``{context}``, ``{analysis}`` and ``{label}`` are
             filled in.
         think_prompt: Instructions of the reasoning step (its user turn is the context).
+        edit_loop: Save the analysis through the edit loop (the model rewrites it into at most
+            8 short lines). ``False``: code stores the analysis itself as the block, cut to the
+            block limit, with one compare-and-swap write and no second model call.
     """
 
     def __init__(
@@ -127,8 +130,10 @@ class NotesWriter:
         system_prompt: str = prompts.STATEFUL_SLEEPTIME_SYSTEM,
         user_prompt: str = prompts.STATEFUL_SLEEPTIME_USER,
         think_prompt: str = prompts.STATEFUL_THINK_SYSTEM,
+        edit_loop: bool = True,
     ) -> None:
         self.model = model
+        self.edit_loop = edit_loop
         self.think_prompt = think_prompt
         self.store = store
         self.max_steps = max_steps
@@ -154,14 +159,29 @@ class NotesWriter:
         think = [SystemMessage(self.think_prompt), HumanMessage(context)]
         thought = await self.model.ainvoke(think)
         think_in, think_out = count_tokens(thought, think)
+        analysis = str(thought.text).strip()
         block = MemoryBlock(label=label, description=prompts.STATEFUL_NOTES_DESCRIPTION)
+        if not self.edit_loop:
+            # The worked analysis is the notes: the 1.5B model's rewrite into short lines kept
+            # a guessed final answer and dropped the steps that let the primary check it.
+            block = block.model_copy(update={"value": analysis[: block.limit]})
+            written = await self.store.aput_block(
+                namespace, block, expected_version=0, author="sleeptime"
+            )
+            return Notes(
+                text=written.value.strip(),
+                input_tokens=think_in,
+                output_tokens=think_out,
+                steps=1,
+                status="ok",
+                failures=0,
+                wall_time_s=time.perf_counter() - started,
+            )
         created = await self.store.aput_block(namespace, block, expected_version=0, author="system")
         editor = MemoryEditor(
             self.store, namespace, author="sleeptime", seen={label: created.version}
         )
-        user = self.user_prompt.format(
-            context=context, analysis=str(thought.text).strip(), label=label
-        )
+        user = self.user_prompt.format(context=context, analysis=analysis, label=label)
         messages = [SystemMessage(self.system_prompt.format(label=label)), HumanMessage(user)]
         ctx = SleeptimeContext(editor=editor, max_steps=self.max_steps, max_tokens=self.max_tokens)
         state = await self.graph.ainvoke(

@@ -118,3 +118,42 @@ def test_stateful_gsm_p1_end_to_end(
     valid = report["generator_validation"]
     assert valid["split"] == "p1" and valid["n_templates"] == 2
     assert report["protocol"]["templates"][0] == 50  # the report range, 50-99
+
+
+def test_analysis_notes_are_the_worked_analysis_and_a_directory_keeps_one_mode(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = load_gsm_symbolic(data, "p1", templates=range(50, 100), limit=1)
+    gold = items[0].answer
+    seen: list[str] = []
+
+    def reply(messages: list[BaseMessage]) -> Any:
+        system = str(messages[0].content)
+        if system == prompts.STATEFUL_THINK_SYSTEM:
+            return f"Step 1: total = {gold:g}. Likely question: the total? {gold:g}"
+        assert "manage the memory" not in system, "analysis mode must not run the edit loop"
+        user = str(messages[-1].content)
+        seen.append(user)
+        # Right only when the primary reads the analysis itself as the notes.
+        return f"The answer is {gold:g}" if f"total = {gold:g}" in user else "The answer is -1"
+
+    monkeypatch.setattr(
+        stateful,
+        "resolve_model",
+        lambda spec, **_: ScriptedChatModel(replies=[reply], repeat_last=True),
+    )
+    out = tmp_path / "p1"
+    argv = ["bench", "stateful-gsm-p1", "--limit", "1", "--data", str(data), "--out", str(out)]
+    argv += ["--verbosity", "0", "--k", "1", "--notes", "analysis"]
+    monkeypatch.setattr(sys, "argv", ["sleeptime", *argv])
+    assert main(argv) == 0
+    report = json.loads((out / "stateful-gsm-p1.json").read_text())
+    assert report["conditions"]["sleeptime-k1-v0"]["accuracy"] == 1.0
+    assert report["conditions"]["baseline-v0"]["accuracy"] == 0.0
+    (sample,) = ResultsFile(out / "sleeptime.jsonl").records()
+    assert sample.prediction.startswith("Step 1: total =")
+    assert (sample.model_extra or {})["notes_mode"] == "analysis"
+    # Resuming the directory with the other mode would mix two kinds of notes: refused.
+    assert main([*argv[:-2], "--notes", "edit-loop", "--limit", "2"]) != 0
+    assert "holds notes written with --notes analysis" in capsys.readouterr().err
+    assert len(ResultsFile(out / "sleeptime.jsonl").records()) == 1
