@@ -21,6 +21,7 @@ __all__ = [
     "STATEFUL_NOTES_DESCRIPTION",
     "STATEFUL_NOTES_LABEL",
     "STATEFUL_NOTES_SECTION",
+    "STATEFUL_PROGRAM_SYSTEM",
     "STATEFUL_SLEEPTIME_SYSTEM",
     "STATEFUL_SLEEPTIME_USER",
     "STATEFUL_THINK_SYSTEM",
@@ -46,6 +47,17 @@ STATEFUL_THINK_SYSTEM = (
     "problem; its question is hidden and will be asked later. Work out, step by step and "
     "briefly, the quantities a question about it would most likely need (totals, remainders, "
     "differences, rates, final amounts), and end with the most likely question and its answer."
+)
+
+#: Sleep-time in ``--notes program`` mode: the model writes the arithmetic, code runs it
+#: (sleeptime_bench/stateful_program.py); a coder model writes code better than it multiplies.
+STATEFUL_PROGRAM_SYSTEM = (
+    "You prepare for a question before it is asked. You see the context of a math word "
+    "problem; its question is hidden and will be asked later. Write Python code that computes "
+    "every quantity a question about it could need (totals, remainders, differences, rates, "
+    "percentages, final amounts): one assignment per line, with a descriptive variable name "
+    "and a short comment saying what the quantity is. Use only numbers, arithmetic, earlier "
+    "variables and round, min, max, abs. No imports, functions, loops, lists or print."
 )
 
 #: Sleep-time step 2: the product's edit loop stores the analysis as the notes block (c').

@@ -64,7 +64,9 @@ from sleeptime_bench.stateful_protocol import (
     score_capped,
 )
 from sleeptime_bench.stateful_qa import (
+    NOTES_MODES,
     Notes,
+    NotesMode,
     NotesWriter,
     aanswer,
     combine_notes,
@@ -74,7 +76,6 @@ from sleeptime_bench.stateful_qa import (
 __all__ = [
     "ANSWERS_FILE",
     "BENCHMARKS",
-    "NOTES_MODES",
     "RUNS_FILE",
     "DEFAULT_MAX_TOKENS",
     "GENERATED",
@@ -96,8 +97,6 @@ __all__ = [
 ANSWERS_FILE = "answers.jsonl"
 SLEEP_FILE = "sleeptime.jsonl"
 RUNS_FILE = "runs.jsonl"
-#: How the sleep-time analysis becomes the notes (``--notes``).
-NOTES_MODES = ("edit-loop", "analysis")
 #: Completion-token caps per verbosity level 0..4 (the answer-only level needs a handful).
 DEFAULT_MAX_TOKENS = (32, 64, 128, 192, 256)
 #: Caps of the generated benchmarks: high enough that at most 10% of answers are cut off at the
@@ -139,10 +138,11 @@ class StatefulConfig:
     sleep_max_tokens: int = 400
     """Completion-token cap per sleep-time model call."""
     sleep_max_steps: int = 4
-    notes: str = "edit-loop"
-    """How the sleep-time analysis becomes the notes: ``edit-loop`` (the model saves it in at
-    most 8 short lines with ``memory_rethink``) or ``analysis`` (code stores the analysis as
-    the block). One results directory holds one mode."""
+    notes: NotesMode = "edit-loop"
+    """How the sleep-time step becomes the notes: ``edit-loop`` (the model saves its analysis
+    in at most 8 short lines with ``memory_rethink``), ``analysis`` (code stores the analysis
+    as the block) or ``program`` (the model writes Python assignments, code computes them).
+    One results directory holds one mode."""
     chunk: int = 10
     report_only: bool = False
     unit_timeout: float = 1800.0
@@ -245,7 +245,7 @@ class _Runner:
                 model,
                 self._store,
                 max_steps=self.cfg.sleep_max_steps,
-                edit_loop=self.cfg.notes == "edit-loop",
+                mode=self.cfg.notes,
             )
         return self._writers[sampled]
 
@@ -939,9 +939,10 @@ def register(sub: Any) -> None:
             "--notes",
             choices=NOTES_MODES,
             default="edit-loop",
-            help="how the sleep-time analysis becomes the notes: 'edit-loop' (the model saves "
-            "it in at most 8 short lines with memory_rethink; default) or 'analysis' (the "
-            "analysis itself is stored as the block)",
+            help="how the sleep-time step becomes the notes: 'edit-loop' (the model saves its "
+            "analysis in at most 8 short lines with memory_rethink; default), 'analysis' (the "
+            "analysis itself is stored as the block) or 'program' (the model writes Python "
+            "assignments for the quantities; whitelisted code computes them)",
         )
         p.add_argument("--threads", type=int, default=None, help="CPU threads of the local model")
         p.add_argument(

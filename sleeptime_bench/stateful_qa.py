@@ -6,6 +6,10 @@ text, then the product's own edit loop (:func:`build_sleeptime_graph` with
 ``c'`` with ``memory_rethink`` and finish, so the write path a benchmark measures is the one
 users run. (The paper's agent reasons inside the ``rethink_memory`` call; the bundled 1.5B
 model loops or copies the context when asked to, hence the separate reasoning step.)
+With ``--notes analysis`` the analysis itself is the notes: code stores it as the block with one
+compare-and-swap write, and nothing is rewritten by the model. With ``--notes program`` the model
+writes the arithmetic as Python assignments and code computes them
+(:mod:`sleeptime_bench.stateful_program`).
 Test-time: the primary answers the question from the context, with or without ``c'``, at one
 of five verbosity levels (the paper's test-time budget axis).
 
@@ -22,7 +26,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -34,9 +38,12 @@ from sleeptime_agent.ledger import count_tokens
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.tools.editor import MemoryEditor
 from sleeptime_bench import prompts
+from sleeptime_bench.stateful_program import program_notes
 
 __all__ = [
+    "NOTES_MODES",
     "SLEEPTIME_TOOLS",
+    "NotesMode",
     "Answer",
     "Notes",
     "NotesWriter",
@@ -50,6 +57,10 @@ __all__ = [
 #: The tools the sleep-time agent gets here: one whole-block rewrite, then finish (the paper's
 #: ``rethink_memory`` / ``finish_rethinking_memory``). Fewer tools, fewer wrong picks.
 SLEEPTIME_TOOLS = ("memory_rethink", "memory_finish_edits")
+
+NotesMode = Literal["edit-loop", "analysis", "program"]
+#: How the sleep-time step's output becomes the notes (``--notes``).
+NOTES_MODES: tuple[NotesMode, ...] = ("edit-loop", "analysis", "program")
 
 
 @dataclass(frozen=True)
@@ -115,9 +126,11 @@ class NotesWriter:
         user_prompt: The edit loop's input; ``{context}``, ``{analysis}`` and ``{label}`` are
             filled in.
         think_prompt: Instructions of the reasoning step (its user turn is the context).
-        edit_loop: Save the analysis through the edit loop (the model rewrites it into at most
-            8 short lines). ``False``: code stores the analysis itself as the block, cut to the
-            block limit, with one compare-and-swap write and no second model call.
+        mode: ``edit-loop``: the edit loop saves the analysis (the model rewrites it into at
+            most 8 short lines). ``analysis``: code stores the analysis itself as the block,
+            cut to the block limit, with one compare-and-swap write and no second model call.
+            ``program``: the model writes the arithmetic as Python assignments instead of an
+            analysis, and code runs them (:func:`program_notes`) and stores the quantities.
     """
 
     def __init__(
@@ -130,10 +143,10 @@ class NotesWriter:
         system_prompt: str = prompts.STATEFUL_SLEEPTIME_SYSTEM,
         user_prompt: str = prompts.STATEFUL_SLEEPTIME_USER,
         think_prompt: str = prompts.STATEFUL_THINK_SYSTEM,
-        edit_loop: bool = True,
+        mode: NotesMode = "edit-loop",
     ) -> None:
         self.model = model
-        self.edit_loop = edit_loop
+        self.mode = mode
         self.think_prompt = think_prompt
         self.store = store
         self.max_steps = max_steps
@@ -156,15 +169,18 @@ class NotesWriter:
         """
         started = time.perf_counter()
         label = prompts.STATEFUL_NOTES_LABEL
-        think = [SystemMessage(self.think_prompt), HumanMessage(context)]
+        system = prompts.STATEFUL_PROGRAM_SYSTEM if self.mode == "program" else self.think_prompt
+        think = [SystemMessage(system), HumanMessage(context)]
         thought = await self.model.ainvoke(think)
         think_in, think_out = count_tokens(thought, think)
         analysis = str(thought.text).strip()
         block = MemoryBlock(label=label, description=prompts.STATEFUL_NOTES_DESCRIPTION)
-        if not self.edit_loop:
-            # The worked analysis is the notes: the 1.5B model's rewrite into short lines kept
-            # a guessed final answer and dropped the steps that let the primary check it.
-            block = block.model_copy(update={"value": analysis[: block.limit]})
+        if self.mode != "edit-loop":
+            # Code writes the block: the 1.5B model's rewrite into short lines kept a guessed
+            # final answer and dropped the steps that let the primary check it.
+            program = program_notes(analysis) if self.mode == "program" else None
+            value = program.text if program else analysis
+            block = block.model_copy(update={"value": value[: block.limit]})
             written = await self.store.aput_block(
                 namespace, block, expected_version=0, author="sleeptime"
             )
@@ -174,8 +190,9 @@ class NotesWriter:
                 output_tokens=think_out,
                 steps=1,
                 status="ok",
-                failures=0,
+                failures=len(program.problems) if program else 0,
                 wall_time_s=time.perf_counter() - started,
+                problems=program.problems if program else (),
             )
         created = await self.store.aput_block(namespace, block, expected_version=0, author="system")
         editor = MemoryEditor(

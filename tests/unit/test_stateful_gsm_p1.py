@@ -157,3 +157,36 @@ def test_analysis_notes_are_the_worked_analysis_and_a_directory_keeps_one_mode(
     assert main([*argv[:-2], "--notes", "edit-loop", "--limit", "2"]) != 0
     assert "holds notes written with --notes analysis" in capsys.readouterr().err
     assert len(ResultsFile(out / "sleeptime.jsonl").records()) == 1
+
+
+def test_program_notes_are_computed_by_code_not_copied_from_the_model(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = load_gsm_symbolic(data, "p1", templates=range(50, 100), limit=1)
+    gold = items[0].answer
+
+    def reply(messages: list[BaseMessage]) -> Any:
+        system = str(messages[0].content)
+        if system == prompts.STATEFUL_PROGRAM_SYSTEM:
+            # The model writes the arithmetic but not the result: only code can supply it.
+            return f"```python\nhalf = {gold * 2:g} / 2  # the quantity asked for\nprint(half)\n```"
+        assert system == prompts.STATEFUL_ANSWER_SYSTEM, "program mode makes one sleep-time call"
+        user = str(messages[-1].content)
+        return f"The answer is {gold:g}" if f"= {gold:g}" in user else "The answer is -1"
+
+    monkeypatch.setattr(
+        stateful,
+        "resolve_model",
+        lambda spec, **_: ScriptedChatModel(replies=[reply], repeat_last=True),
+    )
+    out = tmp_path / "p1"
+    argv = ["bench", "stateful-gsm-p1", "--limit", "1", "--data", str(data), "--out", str(out)]
+    argv += ["--verbosity", "0", "--k", "1", "--notes", "program"]
+    monkeypatch.setattr(sys, "argv", ["sleeptime", *argv])
+    assert main(argv) == 0
+    report = json.loads((out / "stateful-gsm-p1.json").read_text())
+    assert report["conditions"]["sleeptime-k1-v0"]["accuracy"] == 1.0
+    (sample,) = ResultsFile(out / "sleeptime.jsonl").records()
+    assert sample.prediction == f"the quantity asked for: half = {gold * 2:g} / 2 = {gold:g}"
+    extra = sample.model_extra or {}
+    assert extra["notes_mode"] == "program" and extra["failures"] == 1  # the print line
