@@ -63,12 +63,16 @@ def _text(turn: Any) -> str:
     return f"{turn.text}{caption}"
 
 
-def locomo_dialogue(conv: LocomoConversation, limit_questions: int | None = None) -> Dialogue:
+def locomo_dialogue(
+    conv: LocomoConversation, limit_questions: int | None = None, *, adversarial: bool = True
+) -> Dialogue:
     """A LoCoMo conversation as a :class:`Dialogue` (blocks: persona + one per speaker).
 
     Args:
         conv: The conversation.
         limit_questions: Keep this many questions, taken in turn from each category.
+        adversarial: Keep the adversarial category (its gold is an abstention, and every
+            headline leaves it out; a tuning run can skip it to save model time).
 
     Returns:
         The dialogue.
@@ -81,7 +85,7 @@ def locomo_dialogue(conv: LocomoConversation, limit_questions: int | None = None
         )
         for s in conv.sessions
     ]
-    items = [(i, qa) for i, qa in enumerate(conv.qa)]
+    items = [(i, qa) for i, qa in enumerate(conv.qa) if adversarial or qa.category != 5]
     chosen = round_robin(items, key=lambda p: str(p[1].category), limit=limit_questions)
     questions = [
         Question(
@@ -145,13 +149,16 @@ def _pick(convs: list[LocomoConversation], spec: str | None) -> list[LocomoConve
 def run_locomo(args: argparse.Namespace) -> Path:
     """Run the benchmark from parsed ``sleeptime bench locomo`` options; returns the report."""
     convs = _pick(load_locomo(data_dir(args.data)), args.conversations)
-    dialogues = [locomo_dialogue(c, args.limit_questions) for c in convs]
+    adversarial = not args.no_adversarial
+    dialogues = [locomo_dialogue(c, args.limit_questions, adversarial=adversarial) for c in convs]
     limit = args.limit_questions
     selection = f"conversations {', '.join(d.key for d in dialogues)}, ingested in full; " + (
         f"at most {limit} questions each, taken in turn from each category in file order"
         if limit
         else "all their questions"
     )
+    if not adversarial:
+        selection += " except the adversarial category"
     cfg = config_from_args(args, "locomo", selection=selection, notes=_NOTES)
     return run_from_args(
         args,
@@ -184,5 +191,11 @@ def register(sub: Any) -> None:
         default=None,
         metavar="N",
         help="at most N questions per conversation, in turn from each category",
+    )
+    p.add_argument(
+        "--no-adversarial",
+        action="store_true",
+        help="leave out the adversarial category (every headline leaves it out; saves model "
+        "time on a tuning run)",
     )
     add_options(p, rag_k=10, out=default_out("locomo"), run=run_locomo)

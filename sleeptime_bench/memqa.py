@@ -53,6 +53,7 @@ from sleeptime_agent.graphs.chat import build_primary_prompt
 from sleeptime_agent.ledger import RunRecord
 from sleeptime_agent.memory import SleeptimeMemory, consolidation_for
 from sleeptime_agent.models import SLEEPTIME_MODEL_ENV, resolve_model
+from sleeptime_agent.pipeline.graph import RECALL_LINES, RecallLine
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.storage.facts import FactStore
 from sleeptime_agent.storage.recall import RecallIndex
@@ -189,6 +190,9 @@ class MemoryBenchConfig:
     anticipate: bool = False
     """Pipeline: model-written likely next questions with answers in the anticipation block
     (one call per run)."""
+    recall_line: RecallLine = "rendered"
+    """Pipeline: what the sleep-time read shows of a recalled turn (third-person ``rendered``
+    line, or the words as ``said``, dated)."""
     sleeptime_steps: int = 6
     """Model calls per sleep-time run."""
     sleeptime_call_tokens: int = 512
@@ -502,7 +506,12 @@ async def _ingest(
             # The whole dialogue is what is remembered, both sides of it.
             "ground_in_assistant": True,
             **(
-                {"keywords": cfg.keywords, "facts": cfg.facts, "anticipate": cfg.anticipate}
+                {
+                    "keywords": cfg.keywords,
+                    "facts": cfg.facts,
+                    "anticipate": cfg.anticipate,
+                    "recall_line": cfg.recall_line,
+                }
                 if pipeline
                 else {}
             ),
@@ -1257,6 +1266,13 @@ def add_options(
         "(one call per run)",
     )
     p.add_argument(
+        "--recall-line",
+        choices=RECALL_LINES,
+        default="rendered",
+        help="pipeline: what the sleep-time read shows of a recalled turn: the third-person "
+        "rendering (default) or the words as said, dated (the rendering stays a search key)",
+    )
+    p.add_argument(
         "--cache-probe",
         type=int,
         default=5,
@@ -1298,6 +1314,7 @@ def config_from_args(
         keywords=args.keywords,
         facts=args.facts,
         anticipate=getattr(args, "anticipate", False),
+        recall_line=getattr(args, "recall_line", "rendered"),
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,
         keep_state=args.keep_state,

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypedDict, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
@@ -45,12 +45,18 @@ from sleeptime_agent.storage.recall import RecallIndex, RecallRecord
 from sleeptime_agent.storage.transcript import TranscriptMessage
 
 __all__ = [
+    "RECALL_LINES",
     "PipelineContext",
     "PipelineState",
+    "RecallLine",
     "build_pipeline_graph",
     "profile_label",
     "render_profile",
 ]
+
+RecallLine = Literal["rendered", "said"]
+#: What the primary reads of a recalled turn (``PipelineContext.recall_line``).
+RECALL_LINES: tuple[RecallLine, ...] = ("rendered", "said")
 
 
 class PipelineState(TypedDict, total=False):
@@ -96,6 +102,9 @@ class PipelineContext:
     """Model-written likely next questions with answers in the anticipation block (c')."""
     anticipate_questions: int = 3
     """The most questions the anticipation block gets per run."""
+    recall_line: RecallLine = "rendered"
+    """What the primary reads of a recalled turn: the third-person ``rendered`` line, or the
+    words as ``said`` (dated, relative dates resolved; the rendering stays a search key)."""
     ground_in_assistant: bool = False
     """Whether an anticipated answer may rest on the assistant's own turns (see
     :class:`~sleeptime_agent.consolidation.Consolidator`)."""
@@ -195,12 +204,19 @@ async def _enrich(state: PipelineState, runtime: Runtime[PipelineContext]) -> di
     }
 
 
-def _keys(obs: Observation, labels: Labels | None, facts: list[ExtractedFact]) -> tuple[str, ...]:
+def _keys(
+    obs: Observation,
+    labels: Labels | None,
+    facts: list[ExtractedFact],
+    recall_line: RecallLine = "rendered",
+) -> tuple[str, ...]:
     # The message as said is a key too: on conv-30 (tuning) it lifted vector recall@10 of the
     # evidence turns from 0.462 to 0.509 (hybrid @5: 0.453 -> 0.481) over the rendering alone.
+    # When the primary reads the words as said, the rendering is the extra key instead.
     keys: list[str] = [d.text for d in obs.dates]
-    if obs.text.strip() and obs.text != obs.rendered:
-        keys.append(obs.text)
+    other = obs.text if recall_line == "rendered" else obs.rendered
+    if other.strip() and obs.text != obs.rendered:
+        keys.append(other)
     if labels is not None:
         keys.extend(labels.keywords)
         keys.extend(labels.entities)
@@ -218,11 +234,11 @@ def _index_sync(state: PipelineState, ctx: PipelineContext) -> dict[str, Any]:
     records = [
         RecallRecord(
             seq=o.seq,
-            line=o.line(),
+            line=o.line() if ctx.recall_line == "rendered" else o.said_line(),
             speaker=o.speaker,
             session=o.session,
             date=o.observed.isoformat() if o.observed else "",
-            keys=_keys(o, labels.get(o.seq), extracted.get(o.seq, [])),
+            keys=_keys(o, labels.get(o.seq), extracted.get(o.seq, []), ctx.recall_line),
         )
         for o in observations
     ]

@@ -90,6 +90,11 @@ class Observation:
         when = f"[{self.day}] " if self.day else ""
         return f"{when}{self.speaker}: {self.rendered}"
 
+    def said_line(self) -> str:
+        """``[8 May 2023] Jon: <as said, relative dates resolved>``: the words, not a rendering."""
+        when = f"[{self.day}] " if self.day else ""
+        return f"{when}{self.speaker}: {annotate_dates(self.text, self.dates)}"
+
 
 def session_date(message: TranscriptMessage) -> datetime | None:
     """The date a session-header message announces (``None`` for other messages)."""

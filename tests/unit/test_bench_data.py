@@ -25,6 +25,7 @@ from sleeptime_bench.data import (
     split_context_question,
     split_sentences,
 )
+from sleeptime_bench.locomo import locomo_dialogue
 
 DECIMAL = re.compile(r"\d+\.\d+")
 
@@ -289,6 +290,14 @@ def test_load_locomo_counts_and_fields(data: Path) -> None:
         if e not in {t.dia_id for s in c.sessions for t in s.turns}
     ]
     assert len(unresolved) == 2  # two annotation errors in the release
+
+
+def test_locomo_dialogue_can_leave_out_the_adversarial_category(data: Path) -> None:
+    conv = next(c for c in load_locomo(data) if c.sample_id == "conv-30")
+    every = locomo_dialogue(conv).questions
+    kept = locomo_dialogue(conv, adversarial=False).questions
+    assert {q.category for q in kept} == {q.category for q in every} - {"adversarial"}
+    assert len(kept) == sum(q.category != 5 for q in conv.qa) < len(every)
 
 
 # ----------------------------------------------------------------------------- LongMemEval

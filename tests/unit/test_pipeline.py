@@ -148,6 +148,22 @@ def test_code_only_run_indexes_every_message_and_moves_the_cursor() -> None:
     assert len(lines) == 2
 
 
+def test_recall_can_show_the_words_as_said_and_still_find_them_by_the_rendering() -> None:
+    store = _store()
+    con = PipelineConsolidator(store, ScriptedChatModel(), names={"user": "Tomasz"})
+    con.recall_line = "said"
+    con.transcript.append(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
+    con.transcript.append(NS, "t", "user", "I adopted a cat named Miso yesterday.")
+    con.transcript.append(NS, "t", "assistant", "Did you pick the name?")
+    _run(con)
+    said, question = con.recall.all(NS)
+    assert said.line == "[8 May 2023] Tomasz: I adopted a cat named Miso yesterday (7 May 2023)."
+    assert question.line == "[8 May 2023] the assistant: Did you pick the name?"
+    # "Tomasz" is in the assistant's message only through its rendering, now a search key.
+    found = con.recall.search(NS, "Tomasz", k=5, max_seq=3, vector=False)
+    assert question.seq in [h.seq for h in found]
+
+
 def test_model_layers_add_keys_facts_and_a_profile_block() -> None:
     store = _store()
     model = ScriptedChatModel(
