@@ -76,6 +76,7 @@ from sleeptime_bench.stateful_qa import (
 __all__ = [
     "ANSWERS_FILE",
     "BENCHMARKS",
+    "DEFAULT_NOTES",
     "RUNS_FILE",
     "DEFAULT_MAX_TOKENS",
     "GENERATED",
@@ -107,6 +108,12 @@ BENCHMARKS = ("stateful-gsm", "stateful-gsm-p1", "stateful-gsm-symbolic", "state
 GENERATED: dict[str, Split] = {"stateful-gsm-p1": "p1", "stateful-gsm-symbolic": "symbolic"}
 #: Template ranges: prompts and caps are tuned on the first, the report runs on the second.
 TUNING_TEMPLATES = {"stateful-gsm": (0, 24), "stateful-gsm-p1": (0, 49)}
+#: Notes mode per benchmark where it is not the edit loop: program notes scored best of the
+#: three on the P1 tuning split (12 items, results/stateful-gsm-p1/tuning-program/).
+DEFAULT_NOTES: dict[str, NotesMode] = {
+    "stateful-gsm-p1": "program",
+    "stateful-gsm-symbolic": "program",
+}
 REPORT_TEMPLATES = {"stateful-gsm": (25, 49), "stateful-gsm-p1": (50, 99)}
 
 
@@ -935,14 +942,15 @@ def register(sub: Any) -> None:
         p.add_argument(
             "--sleep-max-tokens", type=int, default=400, help="cap per sleep-time model call"
         )
+        notes_default = DEFAULT_NOTES.get(name, "edit-loop")
         p.add_argument(
             "--notes",
             choices=NOTES_MODES,
-            default="edit-loop",
+            default=notes_default,
             help="how the sleep-time step becomes the notes: 'edit-loop' (the model saves its "
-            "analysis in at most 8 short lines with memory_rethink; default), 'analysis' (the "
-            "analysis itself is stored as the block) or 'program' (the model writes Python "
-            "assignments for the quantities; whitelisted code computes them)",
+            "analysis in at most 8 short lines with memory_rethink), 'analysis' (the analysis "
+            "itself is stored as the block) or 'program' (the model writes Python assignments "
+            f"for the quantities; whitelisted code computes them). Default: {notes_default}",
         )
         p.add_argument("--threads", type=int, default=None, help="CPU threads of the local model")
         p.add_argument(

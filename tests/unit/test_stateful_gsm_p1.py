@@ -96,6 +96,8 @@ def test_stateful_gsm_p1_end_to_end(
         "1",
         "--max-tokens",
         "64,1",
+        "--notes",
+        "edit-loop",
     ]
     monkeypatch.setattr(sys, "argv", ["sleeptime", *argv])
     assert main(argv) == 0
@@ -181,7 +183,7 @@ def test_program_notes_are_computed_by_code_not_copied_from_the_model(
     )
     out = tmp_path / "p1"
     argv = ["bench", "stateful-gsm-p1", "--limit", "1", "--data", str(data), "--out", str(out)]
-    argv += ["--verbosity", "0", "--k", "1", "--notes", "program"]
+    argv += ["--verbosity", "0", "--k", "1"]  # program notes are P1's default
     monkeypatch.setattr(sys, "argv", ["sleeptime", *argv])
     assert main(argv) == 0
     report = json.loads((out / "stateful-gsm-p1.json").read_text())
