@@ -53,7 +53,7 @@ from sleeptime_agent.graphs.chat import build_primary_prompt
 from sleeptime_agent.ledger import RunRecord
 from sleeptime_agent.memory import SleeptimeMemory, consolidation_for
 from sleeptime_agent.models import SLEEPTIME_MODEL_ENV, resolve_model
-from sleeptime_agent.pipeline.graph import RECALL_LINES, RecallLine
+from sleeptime_agent.pipeline.graph import DEFAULT_RECALL_LINE, RECALL_LINES, RecallLine
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.storage.facts import FactStore
 from sleeptime_agent.storage.recall import RecallIndex
@@ -190,9 +190,9 @@ class MemoryBenchConfig:
     anticipate: bool = False
     """Pipeline: model-written likely next questions with answers in the anticipation block
     (one call per run)."""
-    recall_line: RecallLine = "rendered"
-    """Pipeline: what the sleep-time read shows of a recalled turn (third-person ``rendered``
-    line, or the words as ``said``, dated)."""
+    recall_line: RecallLine = DEFAULT_RECALL_LINE
+    """Pipeline: what the sleep-time read shows of a recalled turn (the words as ``said``,
+    dated, or the third-person ``rendered`` line). One results directory keeps one."""
     sleeptime_steps: int = 6
     """Model calls per sleep-time run."""
     sleeptime_call_tokens: int = 512
@@ -535,6 +535,17 @@ async def _ingest(
     }
     if progress_path.exists():
         progress.update(json.loads(progress_path.read_text(encoding="utf-8")))
+    if pipeline:
+        # Recall lines are written at ingestion: a resumed memory keeps the ones it was built
+        # with (runs before the option existed rendered them in the third person).
+        built = progress.get("recall_line", "rendered" if progress["sessions_done"] else None)
+        if built is not None and built != cfg.recall_line:
+            raise ConfigurationError(
+                f"{state} holds a memory built with --recall-line {built}; this run asks for "
+                f"--recall-line {cfg.recall_line}. Pass --recall-line {built} to resume it, "
+                "or use another --out."
+            )
+        progress["recall_line"] = cfg.recall_line
     messages = _transcript_messages(dialogue, cfg.memory_assistant_chars)
     recorded = len(memory.transcript.since(namespace, 0))
     bar.update(progress["sessions_done"])
@@ -1268,9 +1279,9 @@ def add_options(
     p.add_argument(
         "--recall-line",
         choices=RECALL_LINES,
-        default="rendered",
-        help="pipeline: what the sleep-time read shows of a recalled turn: the third-person "
-        "rendering (default) or the words as said, dated (the rendering stays a search key)",
+        default=DEFAULT_RECALL_LINE,
+        help="pipeline: what the sleep-time read shows of a recalled turn: the words as said, "
+        "dated (default; the third-person rendering stays a search key), or the rendering",
     )
     p.add_argument(
         "--cache-probe",
@@ -1314,7 +1325,7 @@ def config_from_args(
         keywords=args.keywords,
         facts=args.facts,
         anticipate=getattr(args, "anticipate", False),
-        recall_line=getattr(args, "recall_line", "rendered"),
+        recall_line=getattr(args, "recall_line", DEFAULT_RECALL_LINE),
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,
         keep_state=args.keep_state,

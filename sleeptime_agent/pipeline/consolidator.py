@@ -16,7 +16,12 @@ from datetime import datetime
 
 from sleeptime_agent.consolidation import Consolidator
 from sleeptime_agent.ledger import RunRecord
-from sleeptime_agent.pipeline.graph import PipelineContext, RecallLine, build_pipeline_graph
+from sleeptime_agent.pipeline.graph import (
+    DEFAULT_RECALL_LINE,
+    PipelineContext,
+    RecallLine,
+    build_pipeline_graph,
+)
 from sleeptime_agent.pipeline.render import SESSION_ROLE, session_date
 from sleeptime_agent.storage.block_store import Namespace
 from sleeptime_agent.storage.facts import FactStore
@@ -37,8 +42,8 @@ class PipelineConsolidator(Consolidator):
         anticipate: model-written likely next questions with answers in the anticipation block
             (one call per run; off by default, not yet measured).
         anticipate_questions: the most questions the anticipation block gets per run.
-        recall_line: what the primary reads of a recalled turn: the third-person
-            ``rendered`` line (default) or the words as ``said``, dated.
+        recall_line: what the primary reads of a recalled turn: the words as ``said``, dated
+            (default), or the third-person ``rendered`` line.
         names: display name per transcript role (``{"user": "Tomasz"}``).
         subject_labels: profile block label per subject.
         concurrency: model calls in flight.
@@ -49,7 +54,7 @@ class PipelineConsolidator(Consolidator):
     profiles: bool = True
     anticipate: bool = False
     anticipate_questions: int = 3
-    recall_line: RecallLine = "rendered"
+    recall_line: RecallLine = DEFAULT_RECALL_LINE
     names: dict[str, str] = field(default_factory=dict)
     subject_labels: dict[str, str] = field(default_factory=dict)
     concurrency: int = 1

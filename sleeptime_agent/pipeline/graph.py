@@ -45,6 +45,7 @@ from sleeptime_agent.storage.recall import RecallIndex, RecallRecord
 from sleeptime_agent.storage.transcript import TranscriptMessage
 
 __all__ = [
+    "DEFAULT_RECALL_LINE",
     "RECALL_LINES",
     "PipelineContext",
     "PipelineState",
@@ -57,6 +58,10 @@ __all__ = [
 RecallLine = Literal["rendered", "said"]
 #: What the primary reads of a recalled turn (``PipelineContext.recall_line``).
 RECALL_LINES: tuple[RecallLine, ...] = ("rendered", "said")
+#: The words as said, dated, scored higher on LoCoMo conv-30 (tuning) than the third-person
+#: rendering: token F1 0.40 vs 0.35 on 81 questions, paired +0.05 (benchmarks/results/locomo/
+#: tuning-conv30-said/README.md). The rendering stays a search key.
+DEFAULT_RECALL_LINE: RecallLine = "said"
 
 
 class PipelineState(TypedDict, total=False):
@@ -102,9 +107,9 @@ class PipelineContext:
     """Model-written likely next questions with answers in the anticipation block (c')."""
     anticipate_questions: int = 3
     """The most questions the anticipation block gets per run."""
-    recall_line: RecallLine = "rendered"
-    """What the primary reads of a recalled turn: the third-person ``rendered`` line, or the
-    words as ``said`` (dated, relative dates resolved; the rendering stays a search key)."""
+    recall_line: RecallLine = DEFAULT_RECALL_LINE
+    """What the primary reads of a recalled turn: the words as ``said`` (dated, relative dates
+    resolved; the rendering stays a search key), or the third-person ``rendered`` line."""
     ground_in_assistant: bool = False
     """Whether an anticipated answer may rest on the assistant's own turns (see
     :class:`~sleeptime_agent.consolidation.Consolidator`)."""

@@ -103,9 +103,25 @@ def test_the_sleeptime_condition_reads_dated_recalled_turns(
 ) -> None:
     report = _run(tmp_path, monkeypatch, "--conditions", "sleeptime", "--keep-state")
     memory = (tmp_path / "out" / "locomo_memory.jsonl").read_text()
-    assert "[8 May 2023] Alice: Alice adopted a cat named Tom yesterday (7 May 2023)." in memory
+    assert "[8 May 2023] Alice: I adopted a cat named Tom yesterday (7 May 2023)." in memory
     assert report["settings"]["consolidation"] == "pipeline"
+    assert report["settings"]["recall_line"] == "said"
     assert report["sleeptime_ingestion"]["per_dialogue"][0]["input_tokens"] == 0
+
+
+def test_a_kept_memory_is_resumed_only_with_the_recall_lines_it_was_built_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path, monkeypatch, "--conditions", "sleeptime", "--keep-state")
+    out = tmp_path / "out"
+    (out / "locomo.jsonl").unlink()  # answers pending again: the kept memory is resumed
+    argv = ["bench", "locomo", "--data", str(tmp_path / "data"), "--out", str(out)]
+    argv += ["--conversations", "conv-1", "--cache-probe", "0", "--consolidation", "pipeline"]
+    argv += ["--conditions", "sleeptime", "--keep-state", "--recall-line", "rendered"]
+    assert main(argv) != 0
+    assert "built with --recall-line said" in capsys.readouterr().err
+    (progress,) = out.glob("state/*/progress.json")
+    assert json.loads(progress.read_text())["recall_line"] == "said"
 
 
 def test_longmemeval_range_is_inclusive_and_checked() -> None:

@@ -142,16 +142,13 @@ def test_code_only_run_indexes_every_message_and_moves_the_cursor() -> None:
     _run(con)
     assert con.transcript.cursor(NS).seq == 3
     lines = [h.line for h in con.recall.all(NS)]
-    assert lines[0] == (
-        "[8 May 2023] the user: The user adopted a cat named Miso yesterday (7 May 2023)."
-    )
+    assert lines[0] == "[8 May 2023] the user: I adopted a cat named Miso yesterday (7 May 2023)."
     assert len(lines) == 2
 
 
 def test_recall_can_show_the_words_as_said_and_still_find_them_by_the_rendering() -> None:
     store = _store()
     con = PipelineConsolidator(store, ScriptedChatModel(), names={"user": "Tomasz"})
-    con.recall_line = "said"
     con.transcript.append(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
     con.transcript.append(NS, "t", "user", "I adopted a cat named Miso yesterday.")
     con.transcript.append(NS, "t", "assistant", "Did you pick the name?")
@@ -162,6 +159,12 @@ def test_recall_can_show_the_words_as_said_and_still_find_them_by_the_rendering(
     # "Tomasz" is in the assistant's message only through its rendering, now a search key.
     found = con.recall.search(NS, "Tomasz", k=5, max_seq=3, vector=False)
     assert question.seq in [h.seq for h in found]
+    # The third-person line is still there for who wants it.
+    other = PipelineConsolidator(_store(), ScriptedChatModel(), names={"user": "Tomasz"})
+    other.recall_line = "rendered"
+    other.transcript.append(NS, "t", "user", "I adopted a cat.")
+    _run(other)
+    assert [h.line for h in other.recall.all(NS)][0].endswith("Tomasz: Tomasz adopted a cat.")
 
 
 def test_model_layers_add_keys_facts_and_a_profile_block() -> None:
