@@ -59,8 +59,8 @@ RecallLine = Literal["rendered", "said"]
 #: What the primary reads of a recalled turn (``PipelineContext.recall_line``).
 RECALL_LINES: tuple[RecallLine, ...] = ("rendered", "said")
 #: The words as said, dated, scored higher on LoCoMo conv-30 (tuning) than the third-person
-#: rendering: token F1 0.40 vs 0.35 on 81 questions, paired +0.05 (benchmarks/results/locomo/
-#: tuning-conv30-said/README.md). The rendering stays a search key.
+#: rendering: token F1 0.374 vs 0.334 on 81 questions, paired +0.039 [0.000, +0.081]
+#: (benchmarks/results/locomo/tuning-conv30-said/README.md). The rendering stays a search key.
 DEFAULT_RECALL_LINE: RecallLine = "said"
 
 
