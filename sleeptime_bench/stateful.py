@@ -8,8 +8,9 @@ Each problem is split into a context and a question. Conditions, per item:
 
 - ``baseline-v<L>``: the primary answers from the context alone at verbosity ``L`` (0..4).
 - ``sleeptime-k<K>-v<L>``: first the sleep-time agent writes notes ``c'`` on the context only,
-  ``K`` times (:class:`~sleeptime_bench.stateful_qa.NotesWriter`: a plain-text analysis,
-  then the product's edit loop saves it as a memory block); the primary then answers from the
+  ``K`` times (:class:`~sleeptime_bench.stateful_qa.NotesWriter`, ``--notes``: a plain-text
+  analysis the product's edit loop saves as a memory block, the analysis itself, or the
+  quantities of a model-written program computed by code); the primary then answers from the
   context plus the combined notes.
 
 Sleep-time samples are nested: sample 0 is greedy (temperature 0) and is the ``k=1`` notes;
@@ -149,7 +150,8 @@ class StatefulConfig:
     """How the sleep-time step becomes the notes: ``edit-loop`` (the model saves its analysis
     in at most 8 short lines with ``memory_rethink``), ``analysis`` (code stores the analysis
     as the block) or ``program`` (the model writes Python assignments, code computes them).
-    One results directory holds one mode."""
+    One results directory holds one mode. The CLI's default is per benchmark
+    (:data:`DEFAULT_NOTES`: program notes for the generated ones)."""
     chunk: int = 10
     report_only: bool = False
     unit_timeout: float = 1800.0
