@@ -62,4 +62,4 @@ def test_sigkill_after_the_recall_write_keeps_the_cursor(tmp_path: Path) -> None
     assert con.transcript.cursor(NS).seq == 3
     assert [h.seq for h in con.recall.all(NS)] == [2, 3]
     (hit,) = con.recall.search(NS, "When did Jon lose his banker job?", 1, max_seq=3)
-    assert hit.line == "[8 May 2023] Jon: Jon lost Jon's job as a banker yesterday (7 May 2023)."
+    assert hit.line == "[8 May 2023] Jon: I lost my job as a banker yesterday (7 May 2023)."
