@@ -357,9 +357,9 @@ def _nonce() -> str:
     return f"{time.time_ns():x}"
 
 
-def _check_notes_mode(cfg: StatefulConfig, sleeps: ResultsFile) -> None:
+def _check_notes_mode(cfg: StatefulConfig, samples: Iterable[ResultRecord]) -> None:
     # Notes written one way must not be answered from as if written the other way.
-    for rec in sleeps.latest().values():
+    for rec in samples:
         mode = (rec.model_extra or {}).get("notes_mode") or "edit-loop"
         if mode != cfg.notes:
             raise ConfigurationError(
@@ -447,9 +447,10 @@ def load_items(cfg: StatefulConfig) -> list[StatefulItem]:
 async def _arun(cfg: StatefulConfig, model: BaseChatModel, items: list[StatefulItem]) -> int:
     answers = ResultsFile(cfg.out / ANSWERS_FILE)
     sleeps = ResultsFile(cfg.out / SLEEP_FILE)
-    _check_notes_mode(cfg, sleeps)
+    latest = sleeps.latest()
+    _check_notes_mode(cfg, latest.values())
     runner = _Runner(cfg, model, answers, sleeps)
-    for key, rec in sleeps.latest().items():
+    for key, rec in latest.items():
         if rec.error is None:
             runner.notes[(key[0], int(key[1].split("-")[1]))] = rec
     units = _plan(cfg, items, answers.done_keys(), sleeps.done_keys())

@@ -122,12 +122,28 @@ def test_stateful_gsm_p1_end_to_end(
     assert report["protocol"]["templates"][0] == 50  # the report range, 50-99
 
 
+def _one_item(
+    data: Path, out: Path, monkeypatch: pytest.MonkeyPatch, reply: Any, *extra: str
+) -> tuple[list[str], dict[str, Any]]:
+    """Run the P1 bench on one report item at verbosity 0, k=1, with a scripted model."""
+    monkeypatch.setattr(
+        stateful,
+        "resolve_model",
+        lambda spec, **_: ScriptedChatModel(replies=[reply], repeat_last=True),
+    )
+    argv = ["bench", "stateful-gsm-p1", "--limit", "1", "--data", str(data), "--out", str(out)]
+    argv += ["--verbosity", "0", "--k", "1", *extra]
+    monkeypatch.setattr(sys, "argv", ["sleeptime", *argv])
+    assert main(argv) == 0
+    report: dict[str, Any] = json.loads((out / "stateful-gsm-p1.json").read_text())
+    return argv, report
+
+
 def test_analysis_notes_are_the_worked_analysis_and_a_directory_keeps_one_mode(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     items = load_gsm_symbolic(data, "p1", templates=range(50, 100), limit=1)
     gold = items[0].answer
-    seen: list[str] = []
 
     def reply(messages: list[BaseMessage]) -> Any:
         system = str(messages[0].content)
@@ -135,21 +151,11 @@ def test_analysis_notes_are_the_worked_analysis_and_a_directory_keeps_one_mode(
             return f"Step 1: total = {gold:g}. Likely question: the total? {gold:g}"
         assert "manage the memory" not in system, "analysis mode must not run the edit loop"
         user = str(messages[-1].content)
-        seen.append(user)
         # Right only when the primary reads the analysis itself as the notes.
         return f"The answer is {gold:g}" if f"total = {gold:g}" in user else "The answer is -1"
 
-    monkeypatch.setattr(
-        stateful,
-        "resolve_model",
-        lambda spec, **_: ScriptedChatModel(replies=[reply], repeat_last=True),
-    )
     out = tmp_path / "p1"
-    argv = ["bench", "stateful-gsm-p1", "--limit", "1", "--data", str(data), "--out", str(out)]
-    argv += ["--verbosity", "0", "--k", "1", "--notes", "analysis"]
-    monkeypatch.setattr(sys, "argv", ["sleeptime", *argv])
-    assert main(argv) == 0
-    report = json.loads((out / "stateful-gsm-p1.json").read_text())
+    argv, report = _one_item(data, out, monkeypatch, reply, "--notes", "analysis")
     assert report["conditions"]["sleeptime-k1-v0"]["accuracy"] == 1.0
     assert report["conditions"]["baseline-v0"]["accuracy"] == 0.0
     (sample,) = ResultsFile(out / "sleeptime.jsonl").records()
@@ -176,17 +182,8 @@ def test_program_notes_are_computed_by_code_not_copied_from_the_model(
         user = str(messages[-1].content)
         return f"The answer is {gold:g}" if f"= {gold:g}" in user else "The answer is -1"
 
-    monkeypatch.setattr(
-        stateful,
-        "resolve_model",
-        lambda spec, **_: ScriptedChatModel(replies=[reply], repeat_last=True),
-    )
     out = tmp_path / "p1"
-    argv = ["bench", "stateful-gsm-p1", "--limit", "1", "--data", str(data), "--out", str(out)]
-    argv += ["--verbosity", "0", "--k", "1"]  # program notes are P1's default
-    monkeypatch.setattr(sys, "argv", ["sleeptime", *argv])
-    assert main(argv) == 0
-    report = json.loads((out / "stateful-gsm-p1.json").read_text())
+    _, report = _one_item(data, out, monkeypatch, reply)  # program notes are P1's default
     assert report["conditions"]["sleeptime-k1-v0"]["accuracy"] == 1.0
     (sample,) = ResultsFile(out / "sleeptime.jsonl").records()
     assert sample.prediction == f"the quantity asked for: half = {gold * 2:g} / 2 = {gold:g}"
