@@ -17,7 +17,14 @@ from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.testing import SCRIPTED_PREFIX, scripted_model
 
-__all__ = ["LOCAL_MODEL", "PRIMARY_MODEL_ENV", "SLEEPTIME_MODEL_ENV", "for_role", "resolve_model"]
+__all__ = [
+    "LOCAL_MODEL",
+    "PRIMARY_MODEL_ENV",
+    "SLEEPTIME_MODEL_ENV",
+    "for_role",
+    "resolve_model",
+    "with_temperature",
+]
 
 LOCAL_MODEL = "local"
 
@@ -96,3 +103,18 @@ def for_role(model: BaseChatModel, role: Literal["primary", "sleeptime"]) -> Bas
     """
     pin = getattr(model, "for_role", None)
     return cast(BaseChatModel, pin(role)) if callable(pin) else model
+
+
+def with_temperature(model: BaseChatModel, temperature: float) -> BaseChatModel:
+    """A copy of ``model`` sampling at ``temperature``, if the model has that setting.
+
+    Args:
+        model: Any chat model.
+        temperature: The sampling temperature.
+
+    Returns:
+        The copy, or ``model`` itself when it has no ``temperature`` field (scripted fakes).
+    """
+    if "temperature" in type(model).model_fields:
+        return model.model_copy(update={"temperature": temperature})
+    return model

@@ -190,6 +190,8 @@ class MemoryBenchConfig:
     anticipate: bool = False
     """Pipeline: model-written likely next questions with answers in the anticipation block
     (one call per run)."""
+    samples: int = 1
+    """Pipeline: samples per message of each model-written layer, combined by agreement."""
     recall_line: RecallLine = DEFAULT_RECALL_LINE
     """Pipeline: what the sleep-time read shows of a recalled turn (the words as ``said``,
     dated, or the third-person ``rendered`` line). One results directory keeps one."""
@@ -456,6 +458,46 @@ def _transcript_messages(
     return out
 
 
+def _ingest_settings(cfg: MemoryBenchConfig) -> dict[str, Any]:
+    """The pipeline settings a memory is built with: they cannot change on resume."""
+    return {
+        "recall_line": cfg.recall_line,
+        "keywords": cfg.keywords,
+        "facts": cfg.facts,
+        "anticipate": cfg.anticipate,
+        "samples": cfg.samples,
+    }
+
+
+def _flag(key: str, value: Any) -> str:
+    name = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return name if value else f"no {name}"
+    return f"{name} {value}"
+
+
+def _check_ingest_settings(state: Path, progress: dict[str, Any], cfg: MemoryBenchConfig) -> None:
+    """Refuse to resume a kept memory with other ingestion settings; record them otherwise.
+
+    Raises:
+        ConfigurationError: the memory under ``state`` was built with other settings.
+    """
+    wanted = _ingest_settings(cfg)
+    # Runs before the options were recorded: their recall lines were the third-person ones;
+    # the other settings are unknown and not checked.
+    built = {"recall_line": "rendered"} if progress["sessions_done"] else {}
+    built.update({k: progress[k] for k in wanted if k in progress})
+    differ = [k for k in wanted if k in built and built[k] != wanted[k]]
+    if differ:
+        was = ", ".join(_flag(k, built[k]) for k in differ)
+        asks = ", ".join(_flag(k, wanted[k]) for k in differ)
+        raise ConfigurationError(
+            f"{state} holds a memory built with {was}; this run asks for {asks}. "
+            "Resume it with the same options, or use another --out."
+        )
+    progress.update(wanted)
+
+
 def _add_runs(progress: dict[str, Any], runs: Iterable[RunRecord], samples: int = 10) -> None:
     statuses: Counter[str] = Counter(progress.get("statuses", {}))
     kinds: Counter[str] = Counter(progress.get("failure_kinds", {}))
@@ -510,6 +552,7 @@ async def _ingest(
                     "keywords": cfg.keywords,
                     "facts": cfg.facts,
                     "anticipate": cfg.anticipate,
+                    "samples": cfg.samples,
                     "recall_line": cfg.recall_line,
                 }
                 if pipeline
@@ -536,16 +579,7 @@ async def _ingest(
     if progress_path.exists():
         progress.update(json.loads(progress_path.read_text(encoding="utf-8")))
     if pipeline:
-        # Recall lines are written at ingestion: a resumed memory keeps the ones it was built
-        # with (runs before the option existed rendered them in the third person).
-        built = progress.get("recall_line", "rendered" if progress["sessions_done"] else None)
-        if built is not None and built != cfg.recall_line:
-            raise ConfigurationError(
-                f"{state} holds a memory built with --recall-line {built}; this run asks for "
-                f"--recall-line {cfg.recall_line}. Pass --recall-line {built} to resume it, "
-                "or use another --out."
-            )
-        progress["recall_line"] = cfg.recall_line
+        _check_ingest_settings(state, progress, cfg)
     messages = _transcript_messages(dialogue, cfg.memory_assistant_chars)
     recorded = len(memory.transcript.since(namespace, 0))
     bar.update(progress["sessions_done"])
@@ -1277,6 +1311,13 @@ def add_options(
         "(one call per run)",
     )
     p.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        help="pipeline: samples per message of --keywords/--facts (sample 0 greedy, the rest "
+        "at temperature 0.7), keeping what at least half agree on (default 1)",
+    )
+    p.add_argument(
         "--recall-line",
         choices=RECALL_LINES,
         default=DEFAULT_RECALL_LINE,
@@ -1325,6 +1366,7 @@ def config_from_args(
         keywords=args.keywords,
         facts=args.facts,
         anticipate=getattr(args, "anticipate", False),
+        samples=getattr(args, "samples", 1),
         recall_line=getattr(args, "recall_line", DEFAULT_RECALL_LINE),
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,

@@ -44,7 +44,7 @@ from langchain_core.language_models import BaseChatModel
 from tqdm import tqdm
 
 from sleeptime_agent.errors import ConfigurationError
-from sleeptime_agent.models import resolve_model
+from sleeptime_agent.models import resolve_model, with_temperature
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_bench.cost import BudgetMatch, BudgetPoint, matched_budget
 from sleeptime_bench.data import StatefulItem, data_dir, load_aime, load_gsm_p2
@@ -71,7 +71,6 @@ from sleeptime_bench.stateful_qa import (
     NotesWriter,
     aanswer,
     combine_notes,
-    with_temperature,
 )
 
 __all__ = [

@@ -51,7 +51,6 @@ __all__ = [
     "aanswer",
     "agreed_lines",
     "combine_notes",
-    "with_temperature",
 ]
 
 #: The tools the sleep-time agent gets here: one whole-block rewrite, then finish (the paper's
@@ -91,21 +90,6 @@ class Answer:
     prompt_tokens: int
     completion_tokens: int
     wall_time_s: float
-
-
-def with_temperature(model: BaseChatModel, temperature: float) -> BaseChatModel:
-    """A copy of ``model`` sampling at ``temperature``, if the model has that setting.
-
-    Args:
-        model: Any chat model.
-        temperature: The sampling temperature.
-
-    Returns:
-        The copy, or ``model`` itself when it has no ``temperature`` field (scripted fakes).
-    """
-    if "temperature" in type(model).model_fields:
-        return model.model_copy(update={"temperature": temperature})
-    return model
 
 
 class NotesWriter:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sleeptime_agent.consolidation import Consolidator
+from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.ledger import RunRecord
 from sleeptime_agent.pipeline.graph import (
     DEFAULT_RECALL_LINE,
@@ -42,6 +43,9 @@ class PipelineConsolidator(Consolidator):
         anticipate: model-written likely next questions with answers in the anticipation block
             (one call per run; off by default, not yet measured).
         anticipate_questions: the most questions the anticipation block gets per run.
+        samples: samples per message of each model-written layer, combined by agreement
+            (1: one greedy call).
+        sample_temperature: temperature of samples 1.. (sample 0 is greedy).
         recall_line: what the primary reads of a recalled turn: the words as ``said``, dated
             (default), or the third-person ``rendered`` line.
         names: display name per transcript role (``{"user": "Tomasz"}``).
@@ -54,6 +58,8 @@ class PipelineConsolidator(Consolidator):
     profiles: bool = True
     anticipate: bool = False
     anticipate_questions: int = 3
+    samples: int = 1
+    sample_temperature: float = 0.7
     recall_line: RecallLine = DEFAULT_RECALL_LINE
     names: dict[str, str] = field(default_factory=dict)
     subject_labels: dict[str, str] = field(default_factory=dict)
@@ -61,6 +67,8 @@ class PipelineConsolidator(Consolidator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.samples < 1:
+            raise ConfigurationError(f"samples must be at least 1, got {self.samples}")
         self.recall = RecallIndex(self.store)
         self.fact_store = FactStore(self.store)
         self.pipeline = build_pipeline_graph()
@@ -96,6 +104,8 @@ class PipelineConsolidator(Consolidator):
             profiles=self.profiles,
             anticipate=self.anticipate,
             anticipate_questions=self.anticipate_questions,
+            samples=self.samples,
+            sample_temperature=self.sample_temperature,
             recall_line=self.recall_line,
             ground_in_assistant=self.ground_in_assistant,
             names=dict(self.names),

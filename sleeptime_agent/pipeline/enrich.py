@@ -14,6 +14,7 @@ the message keeps its code-made rendering and the failure is reported.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,10 @@ from sleeptime_agent.pipeline.render import Observation, annotate_dates
 
 __all__ = [
     "ExtractedFact",
+    "FactReply",
     "Labels",
+    "combine_facts",
+    "combine_labels",
     "extract_facts",
     "facts_schema",
     "grounded",
@@ -249,3 +253,81 @@ async def extract_facts(
             continue
         kept.append(ExtractedFact(about, text))
     return FactReply(tuple(kept), tuple(dropped), tin, tout)
+
+
+def _needed(samples: int) -> int:
+    # At least half the usable samples: k=2 keeps either sample's spans (more recall keys),
+    # k=4 keeps what two of the four agree on.
+    return max(1, math.ceil(samples / 2))
+
+
+def combine_labels(samples: Sequence[Labels]) -> Labels:
+    """One set of labels from ``k`` samples of the same message: the spans at least half agree on.
+
+    Spans are compared case-insensitively and ordered by votes, then by first appearance
+    (sample 0 first). Failed samples do not vote; tokens are the sum of every sample's.
+    """
+    tin = sum(s.input_tokens for s in samples)
+    tout = sum(s.output_tokens for s in samples)
+    usable = [s for s in samples if s.failure is None]
+    if not usable:
+        failure = samples[0].failure if samples else "no sample"
+        return Labels(input_tokens=tin, output_tokens=tout, failure=failure)
+    need = _needed(len(usable))
+
+    def agreed(spans: list[tuple[str, ...]]) -> tuple[str, ...]:
+        votes: dict[str, int] = {}
+        first: dict[str, str] = {}
+        for sample in spans:
+            for span in {x.lower(): x for x in sample}.values():
+                votes[span.lower()] = votes.get(span.lower(), 0) + 1
+                first.setdefault(span.lower(), span)
+        kept = [k for k in first if votes[k] >= need]
+        # sorted() is stable: equal votes keep their order of first appearance.
+        return tuple(first[k] for k in sorted(kept, key=lambda k: -votes[k]))
+
+    return Labels(
+        keywords=agreed([s.keywords for s in usable]),
+        entities=agreed([s.entities for s in usable]),
+        input_tokens=tin,
+        output_tokens=tout,
+    )
+
+
+def _same_fact(a: ExtractedFact, b: ExtractedFact, overlap: float) -> bool:
+    if a.subject != b.subject:
+        return False
+    wa, wb = _content(a.text), _content(b.text)
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= overlap
+
+
+def combine_facts(samples: Sequence[FactReply], *, overlap: float = 0.5) -> FactReply:
+    """One set of facts from ``k`` samples of the same message: those at least half agree on.
+
+    Two facts agree when they are about the same subject and share at least ``overlap`` of
+    their content words (Jaccard). Each agreed fact is kept in the words of its first sample
+    (sample 0, the greedy one, first); the others are listed in ``dropped``.
+    """
+    tin = sum(s.input_tokens for s in samples)
+    tout = sum(s.output_tokens for s in samples)
+    dropped = [d for s in samples for d in s.dropped]
+    usable = [s for s in samples if s.failure is None]
+    if not usable:
+        failure = samples[0].failure if samples else "no sample"
+        return FactReply((), tuple(dropped), tin, tout, failure)
+    need = _needed(len(usable))
+    groups: list[tuple[ExtractedFact, set[int]]] = []
+    for i, sample in enumerate(usable):
+        for fact in sample.facts:
+            group = next((g for g in groups if _same_fact(g[0], fact, overlap)), None)
+            if group is None:
+                groups.append((fact, {i}))
+            else:
+                group[1].add(i)
+    kept = tuple(f for f, voters in groups if len(voters) >= need)
+    dropped.extend(
+        f"no agreement ({len(v)} of {len(usable)}): {f.text[:80]}"
+        for f, v in groups
+        if len(v) < need
+    )
+    return FactReply(kept, tuple(dropped), tin, tout)

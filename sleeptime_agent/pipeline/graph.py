@@ -31,12 +31,21 @@ from langgraph.runtime import Runtime
 from sleeptime_agent import prompts
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.errors import VersionConflict
+from sleeptime_agent.models import with_temperature
 from sleeptime_agent.pipeline.anticipate import (
     ANTICIPATION_LABEL,
     anticipate,
     render_anticipation,
 )
-from sleeptime_agent.pipeline.enrich import ExtractedFact, Labels, extract_facts, label_message
+from sleeptime_agent.pipeline.enrich import (
+    ExtractedFact,
+    FactReply,
+    Labels,
+    combine_facts,
+    combine_labels,
+    extract_facts,
+    label_message,
+)
 from sleeptime_agent.pipeline.render import Observation, observe
 from sleeptime_agent.scheduler import ForegroundGate
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
@@ -107,6 +116,12 @@ class PipelineContext:
     """Model-written likely next questions with answers in the anticipation block (c')."""
     anticipate_questions: int = 3
     """The most questions the anticipation block gets per run."""
+    samples: int = 1
+    """Samples per message of each model-written layer (the paper's sleep-time compute axis):
+    sample 0 is greedy, the others are drawn at ``sample_temperature``, and what at least half
+    of them agree on is kept (:func:`~sleeptime_agent.pipeline.enrich.combine_labels`,
+    :func:`~sleeptime_agent.pipeline.enrich.combine_facts`)."""
+    sample_temperature: float = 0.7
     recall_line: RecallLine = DEFAULT_RECALL_LINE
     """What the primary reads of a recalled turn: the words as ``said`` (dated, relative dates
     resolved; the rendering stays a search key), or the third-person ``rendered`` line."""
@@ -175,19 +190,30 @@ async def _enrich(state: PipelineState, runtime: Runtime[PipelineContext]) -> di
     totals = {"calls": 0, "in": 0, "out": 0}
     limit = asyncio.Semaphore(max(1, ctx.concurrency))
 
+    # Nested samples: sample 0 is the greedy reply, so samples=1 is the single-call pipeline.
+    models = [model] + [with_temperature(model, ctx.sample_temperature)] * (ctx.samples - 1)
+
+    async def labelled(obs: Observation) -> Labels:
+        got = [await _gated(ctx.gate, partial(label_message, m, obs)) for m in models]
+        return got[0] if len(got) == 1 else combine_labels(got)
+
+    async def extracted(obs: Observation) -> FactReply:
+        got = [await _gated(ctx.gate, partial(extract_facts, m, obs, subjects)) for m in models]
+        return got[0] if len(got) == 1 else combine_facts(got)
+
     async def one(obs: Observation) -> None:
         async with limit:
             if ctx.keywords:
-                got = await _gated(ctx.gate, lambda: label_message(model, obs))
-                totals["calls"] += 1
+                got = await labelled(obs)
+                totals["calls"] += len(models)
                 totals["in"] += got.input_tokens
                 totals["out"] += got.output_tokens
                 labels[obs.seq] = got
                 if got.failure:
                     failures.append({"layer": "keywords", "seq": obs.seq, "error": got.failure})
             if ctx.facts:
-                reply = await _gated(ctx.gate, lambda: extract_facts(model, obs, subjects))
-                totals["calls"] += 1
+                reply = await extracted(obs)
+                totals["calls"] += len(models)
                 totals["in"] += reply.input_tokens
                 totals["out"] += reply.output_tokens
                 facts[obs.seq] = list(reply.facts)

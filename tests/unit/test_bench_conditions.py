@@ -109,19 +109,32 @@ def test_the_sleeptime_condition_reads_dated_recalled_turns(
     assert report["sleeptime_ingestion"]["per_dialogue"][0]["input_tokens"] == 0
 
 
-def test_a_kept_memory_is_resumed_only_with_the_recall_lines_it_was_built_with(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("changed", "said"),
+    [
+        (["--recall-line", "rendered"], "built with --recall-line said"),
+        (["--samples", "2"], "built with --samples 1; this run asks for --samples 2"),
+        (["--keywords"], "built with no --keywords; this run asks for --keywords"),
+    ],
+)
+def test_a_kept_memory_is_resumed_only_with_the_settings_it_was_built_with(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    changed: list[str],
+    said: str,
 ) -> None:
     _run(tmp_path, monkeypatch, "--conditions", "sleeptime", "--keep-state")
     out = tmp_path / "out"
     (out / "locomo.jsonl").unlink()  # answers pending again: the kept memory is resumed
     argv = ["bench", "locomo", "--data", str(tmp_path / "data"), "--out", str(out)]
     argv += ["--conversations", "conv-1", "--cache-probe", "0", "--consolidation", "pipeline"]
-    argv += ["--conditions", "sleeptime", "--keep-state", "--recall-line", "rendered"]
+    argv += ["--conditions", "sleeptime", "--keep-state", *changed]
     assert main(argv) != 0
-    assert "built with --recall-line said" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
     (progress,) = out.glob("state/*/progress.json")
-    assert json.loads(progress.read_text())["recall_line"] == "said"
+    kept = json.loads(progress.read_text())
+    assert (kept["recall_line"], kept["samples"], kept["keywords"]) == ("said", 1, False)
 
 
 def test_longmemeval_range_is_inclusive_and_checked() -> None:
