@@ -76,6 +76,8 @@ class ReadOptions:
     """Dated facts retrieved (0: none)."""
     recall_k: int = 10
     """Raw turns recalled by the hybrid search (0: none)."""
+    recall_before: int = 0
+    """Also show the turns said just before each recalled one (the question a reply answers)."""
     vector: bool = True
     """Recall by embedding."""
     bm25: bool = True
@@ -218,6 +220,9 @@ class SleeptimeMemory:
                 max_seq=cursor.seq,
                 vector=opts.vector,
                 bm25=opts.bm25,
+            )
+            recalled = self.recall.before(
+                namespace, recalled, opts.recall_before, max_seq=cursor.seq
             )
         pending = self.transcript.since(namespace, cursor.seq) if opts.tail else []
         view = MemoryView(blocks, notes, pending, cursor.seq)

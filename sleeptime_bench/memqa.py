@@ -51,7 +51,7 @@ from sleeptime_agent.consolidation import default_blocks
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.graphs.chat import build_primary_prompt
 from sleeptime_agent.ledger import RunRecord
-from sleeptime_agent.memory import SleeptimeMemory, consolidation_for
+from sleeptime_agent.memory import ReadOptions, SleeptimeMemory, consolidation_for
 from sleeptime_agent.models import SLEEPTIME_MODEL_ENV, resolve_model
 from sleeptime_agent.pipeline.graph import DEFAULT_RECALL_LINE, RECALL_LINES, RecallLine
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
@@ -192,6 +192,8 @@ class MemoryBenchConfig:
     (one call per run)."""
     samples: int = 1
     """Pipeline: samples per message of each model-written layer, combined by agreement."""
+    recall_before: int = 0
+    """Sleep-time read: turns said just before each recalled turn, shown with it."""
     recall_line: RecallLine = DEFAULT_RECALL_LINE
     """Pipeline: what the sleep-time read shows of a recalled turn (the words as ``said``,
     dated, or the third-person ``rendered`` line). One results directory keeps one."""
@@ -459,13 +461,14 @@ def _transcript_messages(
 
 
 def _ingest_settings(cfg: MemoryBenchConfig) -> dict[str, Any]:
-    """The pipeline settings a memory is built with: they cannot change on resume."""
+    """The pipeline settings a memory is built and read with: they cannot change on resume."""
     return {
         "recall_line": cfg.recall_line,
         "keywords": cfg.keywords,
         "facts": cfg.facts,
         "anticipate": cfg.anticipate,
         "samples": cfg.samples,
+        "recall_before": cfg.recall_before,
     }
 
 
@@ -539,6 +542,7 @@ async def _ingest(
         store,
         sleeptime_model,
         notes_k=cfg.notes_k,
+        read_options=ReadOptions(recall_before=cfg.recall_before),
         consolidation=cfg.consolidation,
         consolidator_options={
             "blocks": blocks,
@@ -1318,6 +1322,14 @@ def add_options(
         "at temperature 0.7), keeping what at least half agree on (default 1)",
     )
     p.add_argument(
+        "--recall-before",
+        type=int,
+        default=0,
+        metavar="N",
+        help="sleep-time read: also show the N turns said just before each recalled turn "
+        "(default 0)",
+    )
+    p.add_argument(
         "--recall-line",
         choices=RECALL_LINES,
         default=DEFAULT_RECALL_LINE,
@@ -1367,6 +1379,7 @@ def config_from_args(
         facts=args.facts,
         anticipate=getattr(args, "anticipate", False),
         samples=getattr(args, "samples", 1),
+        recall_before=getattr(args, "recall_before", 0),
         recall_line=getattr(args, "recall_line", DEFAULT_RECALL_LINE),
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,

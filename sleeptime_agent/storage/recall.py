@@ -15,6 +15,7 @@ is an uncommitted batch, and the primary reads those messages raw from the trans
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from collections.abc import Sequence
@@ -200,6 +201,29 @@ class RecallIndex:
             RecallHit(hits[s].seq, hits[s].line, hits[s].date, hits[s].speaker, fused[s])
             for s in best
         ]
+
+    def before(
+        self, namespace: Namespace, hits: Sequence[RecallHit], n: int, *, max_seq: int
+    ) -> list[RecallHit]:
+        """``hits`` best first, each followed by the ``n`` indexed turns said just before it.
+
+        A reply ("Yes, last week!") often holds the answer only with the turn it answers. A
+        context turn takes its hit's score and appears once, after the best hit that wants it.
+        """
+        if n <= 0 or not hits:
+            return list(hits)
+        index = self._bm25_for(namespace, max_seq)
+        seen = {h.seq for h in hits}
+        out: list[RecallHit] = []
+        for hit in hits:
+            out.append(hit)
+            at = bisect.bisect_left(index.seqs, hit.seq)
+            for seq in reversed(index.seqs[max(0, at - n) : at]):
+                if seq not in seen:
+                    seen.add(seq)
+                    h = index.hits[seq]
+                    out.append(RecallHit(h.seq, h.line, h.date, h.speaker, hit.score))
+        return out
 
 
 def _unique(notes: Sequence[Note], max_seq: int | None) -> dict[int, RecallHit]:

@@ -115,6 +115,7 @@ def test_the_sleeptime_condition_reads_dated_recalled_turns(
         (["--recall-line", "rendered"], "built with --recall-line said"),
         (["--samples", "2"], "built with --samples 1; this run asks for --samples 2"),
         (["--keywords"], "built with no --keywords; this run asks for --keywords"),
+        (["--recall-before", "1"], "this run asks for --recall-before 1"),
     ],
 )
 def test_a_kept_memory_is_resumed_only_with_the_settings_it_was_built_with(

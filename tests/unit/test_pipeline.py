@@ -210,3 +210,29 @@ def test_read_keeps_recall_within_budget_even_with_full_blocks() -> None:
     assert retrieved <= 400 * 4.0 * opts.retrieval_share
     assert [h.seq for h in view.recalled] == sorted(h.seq for h in view.recalled)
     assert view.pending == []
+
+
+def test_recall_before_shows_the_question_a_recalled_reply_answers() -> None:
+    from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
+
+    def memory(before: int) -> SleeptimeMemory:
+        m = SleeptimeMemory(
+            _store(),
+            ScriptedChatModel(),
+            consolidation="pipeline",
+            read_options=ReadOptions(recall_k=1, recall_before=before),
+            consolidator_options={"names": {"user": "Ana", "assistant": "Ben"}},
+        )
+        m.record(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
+        m.record(NS, "t", "assistant", "Did you go to the pottery workshop in Lisbon?")
+        m.record(NS, "t", "user", "Yes, I loved the glazing class yesterday.")
+        m.record(NS, "t", "assistant", "Nice weather today.")
+        asyncio.run(m.consolidate_now(NS))
+        return m
+
+    alone = memory(0).read(NS, "glazing class")
+    assert [h.seq for h in alone.recalled] == [3]
+    view = memory(1).read(NS, "glazing class")
+    # The reply's context: the question before it (the session header is not a turn).
+    assert [h.seq for h in view.recalled] == [2, 3]
+    assert "pottery workshop in Lisbon" in view.recalled[0].line
