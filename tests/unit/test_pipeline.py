@@ -236,3 +236,26 @@ def test_recall_before_shows_the_question_a_recalled_reply_answers() -> None:
     # The reply's context: the question before it (the session header is not a turn).
     assert [h.seq for h in view.recalled] == [2, 3]
     assert "pottery workshop in Lisbon" in view.recalled[0].line
+
+
+def test_facts_that_are_questions_or_do_not_name_their_subject_are_dropped() -> None:
+    from sleeptime_agent.pipeline.enrich import extract_facts
+
+    (obs,) = observe(
+        [_msg(1, "user", "Jon, I won first place at regionals! Did you see it?")],
+        names={"user": "Gina"},
+    )
+    reply = tool_call(
+        "facts",
+        facts=[
+            {"about": "Gina", "fact": "Did Gina see it?"},
+            {"about": "Gina", "fact": "won first place"},
+            {"about": "Gina", "fact": "Gina won first place at regionals."},
+        ],
+    )
+    got = asyncio.run(extract_facts(ScriptedChatModel(replies=[reply]), obs, ["Gina", "Jon"]))
+    assert [f.text for f in got.facts] == ["Gina won first place at regionals."]
+    assert [d.split(":")[0] for d in got.dropped] == [
+        "a question, not a fact",
+        "does not name Gina",
+    ]
