@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace, Note
@@ -64,8 +65,18 @@ class Fact:
         }
 
     def line(self) -> str:
-        """How the primary reads it: ``[2023-05-08] Jon lost his job.``."""
-        return f"[{self.date[:10]}] {self.text}" if self.date else self.text
+        """How the primary reads it: ``[8 May 2023] Jon lost his job.``.
+
+        The day-month-year form of the recalled turns: with ISO dates the 1.5B model answered
+        "when" questions with "[2023-01-20]" (LoCoMo conv-30, tuning).
+        """
+        if not self.date:
+            return self.text
+        try:
+            when = datetime.fromisoformat(self.date)
+        except ValueError:
+            return f"[{self.date}] {self.text}"
+        return f"[{when.day} {when:%B %Y}] {self.text}"
 
 
 def _fact(note: Note) -> Fact | None:

@@ -259,3 +259,10 @@ def test_facts_that_are_questions_or_do_not_name_their_subject_are_dropped() -> 
         "a question, not a fact",
         "does not name Gina",
     ]
+
+
+def test_a_fact_reads_with_the_day_month_year_of_the_recalled_turns() -> None:
+    fact = Fact("Jon lost his job.", "Jon", date="2023-01-20T16:04:00")
+    assert fact.line() == "[20 January 2023] Jon lost his job."
+    assert Fact("Jon lost his job.", "Jon").line() == "Jon lost his job."
+    assert Fact("x", "Jon", date="sometime").line() == "[sometime] x"
