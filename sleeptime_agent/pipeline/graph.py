@@ -122,6 +122,7 @@ class PipelineContext:
     of them agree on is kept (:func:`~sleeptime_agent.pipeline.enrich.combine_labels`,
     :func:`~sleeptime_agent.pipeline.enrich.combine_facts`)."""
     sample_temperature: float = 0.7
+    """Sampling temperature of samples 1.. (sample 0 is greedy)."""
     recall_line: RecallLine = DEFAULT_RECALL_LINE
     """What the primary reads of a recalled turn: the words as ``said`` (dated, relative dates
     resolved; the rendering stays a search key), or the third-person ``rendered`` line."""
