@@ -39,7 +39,6 @@ from sleeptime_agent.pipeline.anticipate import (
 )
 from sleeptime_agent.pipeline.enrich import (
     ExtractedFact,
-    FactReply,
     Labels,
     combine_facts,
     combine_labels,
@@ -194,18 +193,16 @@ async def _enrich(state: PipelineState, runtime: Runtime[PipelineContext]) -> di
     # Nested samples: sample 0 is the greedy reply, so samples=1 is the single-call pipeline.
     models = [model] + [with_temperature(model, ctx.sample_temperature)] * (ctx.samples - 1)
 
-    async def labelled(obs: Observation) -> Labels:
-        got = [await _gated(ctx.gate, partial(label_message, m, obs)) for m in models]
-        return got[0] if len(got) == 1 else combine_labels(got)
-
-    async def extracted(obs: Observation) -> FactReply:
-        got = [await _gated(ctx.gate, partial(extract_facts, m, obs, subjects)) for m in models]
-        return got[0] if len(got) == 1 else combine_facts(got)
+    async def sampled(
+        call: Callable[[BaseChatModel], Awaitable[T]], combine: Callable[[list[T]], T]
+    ) -> T:
+        got = [await _gated(ctx.gate, partial(call, m)) for m in models]
+        return got[0] if len(got) == 1 else combine(got)
 
     async def one(obs: Observation) -> None:
         async with limit:
             if ctx.keywords:
-                got = await labelled(obs)
+                got = await sampled(partial(label_message, obs=obs), combine_labels)
                 totals["calls"] += len(models)
                 totals["in"] += got.input_tokens
                 totals["out"] += got.output_tokens
@@ -213,7 +210,9 @@ async def _enrich(state: PipelineState, runtime: Runtime[PipelineContext]) -> di
                 if got.failure:
                     failures.append({"layer": "keywords", "seq": obs.seq, "error": got.failure})
             if ctx.facts:
-                reply = await extracted(obs)
+                reply = await sampled(
+                    partial(extract_facts, obs=obs, subjects=subjects), combine_facts
+                )
                 totals["calls"] += len(models)
                 totals["in"] += reply.input_tokens
                 totals["out"] += reply.output_tokens
