@@ -208,9 +208,11 @@ class MemoryBenchConfig:
     cache_probe: int = 0
     """Questions of the first dialogue also answered question-first (prefix-cache probe)."""
     keep_state: bool = False
+    """Keep each dialogue's memory store after its questions are all answered."""
     report_only: bool = False
     """Rewrite the report and tables from the answers on disk; answer nothing."""
-    """Keep each dialogue's memory store after its questions are all answered."""
+    baselines_from: Path | None = None
+    """Another run's directory whose answers for the conditions not run here join the report."""
     weight: float = DEFAULT_WEIGHT
     """Price of a test-time token in sleep-time tokens."""
     selection: str = ""
@@ -1045,6 +1047,9 @@ def _write(
         if k in wanted or (k[1] == PROBE_CONDITION and k[0] in probe_ids)
     }
     main = [r for (_, c), r in latest.items() if c in cfg.conditions]
+    borrowed = _borrowed(cfg, {q.item_id for d in dialogues for q in d.questions})
+    main += borrowed
+    conditions = _ordered([*cfg.conditions, *(r.condition for r in borrowed)], CONDITIONS)
     keys = [d.key for d in dialogues]
     ingest = [ingested[k] for k in keys if k in ingested]
     per_dialogue = [int(i.get("input_tokens", 0)) + int(i.get("output_tokens", 0)) for i in ingest]
@@ -1068,9 +1073,11 @@ def _write(
         ),
         "rag": f"raw-turn RAG (top-{cfg.rag_k} turns)",
     }
+    for condition in {r.condition for r in borrowed}:
+        labels[condition] = f"{labels.get(condition, condition)}, from {cfg.baselines_from}"
     cats = _ordered((str((r.model_extra or {}).get("category")) for r in main), categories)
     table: dict[str, Any] = {}
-    for condition in cfg.conditions:
+    for condition in conditions:
         rs = [r for r in main if r.condition == condition]
         entry: dict[str, Any] = {
             "label": labels.get(condition, condition),
@@ -1090,12 +1097,12 @@ def _write(
                 **condition_stats(kept, cfg.weight),
             }
         table[condition] = entry
-    paired = paired_comparisons(main, cfg.conditions, excluded)
+    paired = paired_comparisons(main, conditions, excluded)
     # Abstentions score high on LoCoMo's adversarial category, so an empty memory would look
     # good there: the plot shows the score without the excluded categories.
     plotted = [r for r in main if str((r.model_extra or {}).get("category")) not in excluded]
     plot = _plot(cfg, summarize(plotted), labels, excluded)
-    n_done = len([r for r in main if r.error is None])
+    n_done = len([r for r in main if r.error is None and r.condition in cfg.conditions])
     data: dict[str, Any] = {
         "model": cfg.model,
         "score_kind": score_kind,
@@ -1112,6 +1119,15 @@ def _write(
         },
         "conditions": table,
         "paired": paired,
+        "baselines_from": (
+            {
+                "directory": str(cfg.baselines_from),
+                "conditions": sorted({r.condition for r in borrowed}),
+                "answers": len(borrowed),
+            }
+            if cfg.baselines_from
+            else None
+        ),
         "sleeptime_ingestion": {
             "per_dialogue": ingest,
             "mean_tokens_per_dialogue": (sum(per_dialogue) / len(per_dialogue))
@@ -1156,6 +1172,32 @@ def _write(
     tables = markdown_summary(json.loads(path.read_text(encoding="utf-8")))
     cfg.tables_path.write_text(tables, encoding="utf-8")
     return path
+
+
+def _borrowed(cfg: MemoryBenchConfig, item_ids: set[str]) -> list[ResultRecord]:
+    """The latest answers in ``cfg.baselines_from`` for these questions and other conditions.
+
+    Raises:
+        ConfigurationError: The directory holds no answers of this benchmark, or its report
+            names another answering model.
+    """
+    if cfg.baselines_from is None:
+        return []
+    other = MemoryBenchConfig(benchmark=cfg.benchmark, out=cfg.baselines_from)
+    if not other.results_path.exists():
+        raise ConfigurationError(f"--baselines-from: no {other.results_path}")
+    report = other.out / f"{cfg.benchmark}.json"
+    if report.exists():
+        model = json.loads(report.read_text(encoding="utf-8")).get("model")
+        if model != cfg.model:
+            raise ConfigurationError(
+                f"--baselines-from: {report} was answered by {model!r}, this run by {cfg.model!r}"
+            )
+    return [
+        r
+        for (item, condition), r in ResultsFile(other.results_path).latest().items()
+        if item in item_ids and condition in CONDITIONS and condition not in cfg.conditions
+    ]
 
 
 def paired_comparisons(
@@ -1348,6 +1390,13 @@ def add_options(
         action="store_true",
         help="rewrite the report from the answers already in OUT (e.g. while a run goes on)",
     )
+    p.add_argument(
+        "--baselines-from",
+        default=None,
+        metavar="DIR",
+        help="report the conditions this run leaves out from the answers in DIR (same model, "
+        "same questions): e.g. a new sleeptime setting paired with RAG answered earlier",
+    )
     p.set_defaults(func=command)
 
 
@@ -1385,6 +1434,7 @@ def config_from_args(
         cache_probe=args.cache_probe,
         keep_state=args.keep_state,
         report_only=args.report_only,
+        baselines_from=Path(args.baselines_from) if getattr(args, "baselines_from", None) else None,
         selection=selection,
         notes=list(notes),
     )

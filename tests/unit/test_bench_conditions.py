@@ -62,9 +62,11 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memqa, "resolve_model", resolve)
 
 
-def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> dict[str, Any]:
+def _run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str, out: Path | None = None
+) -> dict[str, Any]:
     _fixture(tmp_path / "data")
-    out = tmp_path / "out"
+    out = out or tmp_path / "out"
     argv = ["bench", "locomo", "--data", str(tmp_path / "data"), "--out", str(out)]
     argv += ["--conversations", "conv-1", "--cache-probe", "0", "--consolidation", "pipeline"]
     argv += extra
@@ -145,3 +147,33 @@ def test_longmemeval_range_is_inclusive_and_checked() -> None:
     assert _span("50-149") == (50, 149)
     with pytest.raises(ConfigurationError):
         _span("149-50")
+
+
+def test_a_sleeptime_run_is_paired_with_the_baselines_of_an_earlier_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = tmp_path / "earlier"
+    _run(tmp_path / "a", monkeypatch, "--conditions", "rag", out=earlier)
+    report = _run(
+        tmp_path / "b", monkeypatch, "--conditions", "sleeptime", "--baselines-from", str(earlier)
+    )
+    assert list(report["conditions"]) == ["sleeptime", "rag"]
+    assert report["conditions"]["rag"]["label"].endswith(f"from {earlier}")
+    assert report["baselines_from"]["answers"] == 2
+    assert (report["answers_done"], report["answers_expected"]) == (2, 2)
+    (paired,) = report["paired"]
+    assert (paired["other"], paired["n"], paired["difference"]) == ("rag", 2, 0.0)
+
+
+def test_baselines_from_another_model_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    earlier = tmp_path / "earlier"
+    _run(tmp_path / "a", monkeypatch, "--conditions", "rag", out=earlier)
+    report = json.loads((earlier / "locomo.json").read_text())
+    (earlier / "locomo.json").write_text(json.dumps({**report, "model": "openai:gpt-4o-mini"}))
+    argv = ["bench", "locomo", "--data", str(tmp_path / "a" / "data"), "--out", str(tmp_path)]
+    argv += ["--conversations", "conv-1", "--cache-probe", "0", "--conditions", "sleeptime"]
+    argv += ["--baselines-from", str(earlier)]
+    assert main(argv) != 0
+    assert "was answered by 'openai:gpt-4o-mini'" in capsys.readouterr().err
