@@ -130,7 +130,12 @@ class MemoryView:
     def render(self, persona_fallback: str = prompts.PERSONA_DEFAULT) -> str:
         """The primary's system prompt."""
         persona = next((b.value for b in self.blocks if b.label == "persona"), persona_fallback)
-        shown = [b for b in self.blocks if b.label != "persona"]
+        # Empty blocks are left out: the primary does not write them (the sleep-time agent does).
+        shown = [b for b in self.blocks if b.label != "persona" and b.value.strip()]
+        if not shown:
+            return prompts.PRIMARY_SYSTEM_NO_BLOCKS.format(
+                persona=persona, notes=self.render_notes()
+            )
         blocks = MemoryView(shown, [], [], self.cursor).render_blocks()
         return prompts.PRIMARY_SYSTEM.format(
             persona=persona, blocks=blocks, notes=self.render_notes()

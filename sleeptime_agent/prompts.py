@@ -15,6 +15,7 @@ __all__ = [
     "PERSONA_DEFAULT",
     "PERSONA_DESCRIPTION",
     "PRIMARY_SYSTEM",
+    "PRIMARY_SYSTEM_NO_BLOCKS",
     "SLEEPTIME_SYSTEM",
     "SLEEPTIME_USER",
 ]
@@ -68,6 +69,15 @@ background process. Use it to answer; do not mention that you have memory blocks
 <memory>
 {blocks}
 </memory>
+{notes}"""
+
+#: The primary's system prompt while every block but the persona is empty. The primary never
+#: writes blocks, and the 1.5B model read the empty blocks' descriptions as if they were memory.
+PRIMARY_SYSTEM_NO_BLOCKS = """\
+{persona}
+
+You are talking with a user. Use what you remember below to answer; do not mention that you \
+have a memory.
 {notes}"""
 
 # -- the local model's tool-calling protocol (constrained JSON) -------------------------

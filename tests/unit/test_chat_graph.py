@@ -10,8 +10,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 
+from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.graphs.chat import build_chat_graph
-from sleeptime_agent.memory import SleeptimeMemory
+from sleeptime_agent.memory import MemoryView, SleeptimeMemory
 from sleeptime_agent.scheduler import SleeptimeScheduler
 from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
@@ -216,3 +217,15 @@ async def test_async_turns_run_at_once_up_to_the_graph_limit() -> None:
 
     assert await peak_with(limit=12, users=12) == 12
     assert await peak_with(limit=2, users=5) == 2
+
+
+def test_the_primary_reads_only_blocks_that_hold_something() -> None:
+    persona = MemoryBlock(label="persona", value="I am Bo.", description="who I am")
+    empty = MemoryBlock(label="human", value="", description="Facts about the user.")
+    full = MemoryBlock(label="projects", value="Writes a compiler.", description="Projects.")
+    before = MemoryView([persona, empty], [], [], 0).render()
+    assert before.startswith("I am Bo.")
+    assert "<memory>" not in before and "Facts about the user." not in before
+    after = MemoryView([persona, empty, full], [], [], 0).render()
+    assert "Writes a compiler." in after and "<projects" in after
+    assert "<human" not in after  # still empty: left out
