@@ -1049,7 +1049,8 @@ def _write(
     main = [r for (_, c), r in latest.items() if c in cfg.conditions]
     borrowed = _borrowed(cfg, {q.item_id for d in dialogues for q in d.questions})
     main += borrowed
-    conditions = _ordered([*cfg.conditions, *(r.condition for r in borrowed)], CONDITIONS)
+    lent = sorted({r.condition for r in borrowed})
+    conditions = _ordered([*cfg.conditions, *lent], CONDITIONS)
     keys = [d.key for d in dialogues]
     ingest = [ingested[k] for k in keys if k in ingested]
     per_dialogue = [int(i.get("input_tokens", 0)) + int(i.get("output_tokens", 0)) for i in ingest]
@@ -1073,7 +1074,7 @@ def _write(
         ),
         "rag": f"raw-turn RAG (top-{cfg.rag_k} turns)",
     }
-    for condition in {r.condition for r in borrowed}:
+    for condition in lent:
         labels[condition] = f"{labels.get(condition, condition)}, from {cfg.baselines_from}"
     cats = _ordered((str((r.model_extra or {}).get("category")) for r in main), categories)
     table: dict[str, Any] = {}
@@ -1122,7 +1123,7 @@ def _write(
         "baselines_from": (
             {
                 "directory": str(cfg.baselines_from),
-                "conditions": sorted({r.condition for r in borrowed}),
+                "conditions": lent,
                 "answers": len(borrowed),
             }
             if cfg.baselines_from
