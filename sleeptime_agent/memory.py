@@ -78,6 +78,8 @@ class ReadOptions:
     """Raw turns recalled by the hybrid search (0: none)."""
     recall_before: int = 0
     """Also show the turns said just before each recalled one (the question a reply answers)."""
+    recall_replies: int = 0
+    """Also show the turns said just after each recalled question (the reply that answers it)."""
     vector: bool = True
     """Recall by embedding."""
     bm25: bool = True
@@ -226,8 +228,12 @@ class SleeptimeMemory:
                 vector=opts.vector,
                 bm25=opts.bm25,
             )
-            recalled = self.recall.before(
-                namespace, recalled, opts.recall_before, max_seq=cursor.seq
+            recalled = self.recall.around(
+                namespace,
+                recalled,
+                before=opts.recall_before,
+                replies=opts.recall_replies,
+                max_seq=cursor.seq,
             )
         pending = self.transcript.since(namespace, cursor.seq) if opts.tail else []
         view = MemoryView(blocks, notes, pending, cursor.seq)

@@ -194,6 +194,8 @@ class MemoryBenchConfig:
     """Pipeline: samples per message of each model-written layer, combined by agreement."""
     recall_before: int = 0
     """Sleep-time read: turns said just before each recalled turn, shown with it."""
+    recall_replies: int = 0
+    """Sleep-time read: turns said just after each recalled question, shown with it."""
     recall_line: RecallLine = DEFAULT_RECALL_LINE
     """Pipeline: what the sleep-time read shows of a recalled turn (the words as ``said``,
     dated, or the third-person ``rendered`` line). One results directory keeps one."""
@@ -471,6 +473,7 @@ def _ingest_settings(cfg: MemoryBenchConfig) -> dict[str, Any]:
         "anticipate": cfg.anticipate,
         "samples": cfg.samples,
         "recall_before": cfg.recall_before,
+        "recall_replies": cfg.recall_replies,
     }
 
 
@@ -544,7 +547,9 @@ async def _ingest(
         store,
         sleeptime_model,
         notes_k=cfg.notes_k,
-        read_options=ReadOptions(recall_before=cfg.recall_before),
+        read_options=ReadOptions(
+            recall_before=cfg.recall_before, recall_replies=cfg.recall_replies
+        ),
         consolidation=cfg.consolidation,
         consolidator_options={
             "blocks": blocks,
@@ -1373,6 +1378,14 @@ def add_options(
         "(default 0)",
     )
     p.add_argument(
+        "--recall-replies",
+        type=int,
+        default=0,
+        metavar="N",
+        help="sleep-time read: also show the N turns said just after each recalled question, "
+        "where its answer is (default 0)",
+    )
+    p.add_argument(
         "--recall-line",
         choices=RECALL_LINES,
         default=DEFAULT_RECALL_LINE,
@@ -1430,6 +1443,7 @@ def config_from_args(
         anticipate=getattr(args, "anticipate", False),
         samples=getattr(args, "samples", 1),
         recall_before=getattr(args, "recall_before", 0),
+        recall_replies=getattr(args, "recall_replies", 0),
         recall_line=getattr(args, "recall_line", DEFAULT_RECALL_LINE),
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,

@@ -202,15 +202,30 @@ class RecallIndex:
             for s in best
         ]
 
-    def before(
-        self, namespace: Namespace, hits: Sequence[RecallHit], n: int, *, max_seq: int
+    def around(
+        self,
+        namespace: Namespace,
+        hits: Sequence[RecallHit],
+        *,
+        before: int = 0,
+        replies: int = 0,
+        max_seq: int,
     ) -> list[RecallHit]:
-        """``hits`` best first, each followed by the ``n`` indexed turns said just before it.
+        """``hits`` best first, each followed by the indexed turns said around it.
 
-        A reply ("Yes, last week!") often holds the answer only with the turn it answers. A
-        context turn takes its hit's score and appears once, after the best hit that wants it.
+        A reply ("Yes, last week!") often holds the answer only with the turn it answers, and a
+        question that matches the query ("What did you paint?") holds it only with its reply.
+
+        Args:
+            namespace: whose recall memory.
+            hits: the recalled turns, best first.
+            before: the turns said just before each hit.
+            replies: for a hit that asks a question, the turns said just after it.
+            max_seq: the consolidation cursor.
+
+        A context turn takes its hit's score and appears once, after the best hit that wants it.
         """
-        if n <= 0 or not hits:
+        if (before <= 0 and replies <= 0) or not hits:
             return list(hits)
         index = self._bm25_for(namespace, max_seq)
         seen = {h.seq for h in hits}
@@ -218,12 +233,21 @@ class RecallIndex:
         for hit in hits:
             out.append(hit)
             at = bisect.bisect_left(index.seqs, hit.seq)
-            for seq in reversed(index.seqs[max(0, at - n) : at]):
+            wanted = list(reversed(index.seqs[max(0, at - before) : at])) if before > 0 else []
+            if replies > 0 and _asks(hit.line):
+                after = bisect.bisect_right(index.seqs, hit.seq)
+                wanted += index.seqs[after : after + replies]
+            for seq in wanted:
                 if seq not in seen:
                     seen.add(seq)
                     h = index.hits[seq]
                     out.append(RecallHit(h.seq, h.line, h.date, h.speaker, hit.score))
         return out
+
+
+def _asks(line: str) -> bool:
+    """Whether a turn asks something (its reply then holds the answer)."""
+    return "?" in line
 
 
 def _unique(notes: Sequence[Note], max_seq: int | None) -> dict[int, RecallHit]:

@@ -266,3 +266,33 @@ def test_a_fact_reads_with_the_day_month_year_of_the_recalled_turns() -> None:
     assert fact.line() == "[20 January 2023] Jon lost his job."
     assert Fact("Jon lost his job.", "Jon").line() == "Jon lost his job."
     assert Fact("x", "Jon", date="sometime").line() == "[sometime] x"
+
+
+def test_recall_replies_shows_the_answer_to_a_recalled_question() -> None:
+    from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
+
+    def memory(replies: int) -> SleeptimeMemory:
+        m = SleeptimeMemory(
+            _store(),
+            ScriptedChatModel(),
+            consolidation="pipeline",
+            read_options=ReadOptions(recall_k=1, recall_replies=replies),
+            consolidator_options={"names": {"user": "Ana", "assistant": "Ben"}},
+        )
+        m.record(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
+        m.record(NS, "t", "user", "I tried the glazing class yesterday.")
+        m.record(NS, "t", "assistant", "Which pottery workshop did you go to?")
+        m.record(NS, "t", "user", "The one in Lisbon, near the river.")
+        m.record(NS, "t", "assistant", "Which pottery workshop is it again? Sounds fun.")
+        m.record(NS, "t", "user", "Nice weather today.")
+        asyncio.run(m.consolidate_now(NS))
+        return m
+
+    alone = memory(0).read(NS, "Which pottery workshop did you go to?")
+    assert [h.seq for h in alone.recalled] == [3]
+    view = memory(1).read(NS, "Which pottery workshop did you go to?")
+    # The question's reply comes with it; a turn that is not a question brings nothing.
+    assert [h.seq for h in view.recalled] == [3, 4]
+    assert "Lisbon" in view.recalled[1].line
+    statement = memory(1).read(NS, "glazing class")
+    assert [h.seq for h in statement.recalled] == [2]
