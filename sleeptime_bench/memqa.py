@@ -1228,8 +1228,9 @@ def paired_comparisons(
         return []
 
     def scores(condition: str) -> dict[str, float]:
+        # LoCoMo records a score (token F1); LongMemEval only ``correct`` (accuracy).
         return {
-            r.item_id: float(r.score or 0.0)
+            r.item_id: float(r.score) if r.score is not None else float(bool(r.correct))
             for r in records
             if r.condition == condition
             and r.error is None

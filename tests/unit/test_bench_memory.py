@@ -306,3 +306,21 @@ def test_paired_comparison_separates_only_a_real_difference() -> None:
     assert full["n"] == 20  # only the questions both answered
     assert not full["evidence"]  # same mean, noisy: the interval includes 0
     assert paired_comparisons(records, ["full-context", "rag"], []) == []
+
+
+def test_paired_comparison_of_accuracy_uses_correct() -> None:
+    from sleeptime_bench.memqa import paired_comparisons
+    from sleeptime_bench.results import ResultRecord
+
+    # LongMemEval records carry ``correct`` and no score: 8 of 10 right against 3 of 10.
+    records = [
+        ResultRecord(item_id=f"q{i}", condition="sleeptime", correct=i < 8)  # type: ignore[call-arg]
+        for i in range(10)
+    ]
+    records += [
+        ResultRecord(item_id=f"q{i}", condition="rag", correct=i < 3)  # type: ignore[call-arg]
+        for i in range(10)
+    ]
+    (rag,) = paired_comparisons(records, ["sleeptime", "rag"], [])
+    assert (rag["sleeptime_mean"], rag["other_mean"]) == (0.8, 0.3)
+    assert abs(rag["difference"] - 0.5) < 1e-9
