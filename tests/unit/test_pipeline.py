@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from sleeptime_agent import ChromaBlockStore, MemoryBlock
+from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
 from sleeptime_agent.pipeline.consolidator import PipelineConsolidator
 from sleeptime_agent.pipeline.dates import format_day, parse_date, resolve_relative
 from sleeptime_agent.pipeline.enrich import grounded
@@ -212,23 +213,32 @@ def test_read_keeps_recall_within_budget_even_with_full_blocks() -> None:
     assert view.pending == []
 
 
-def test_recall_before_shows_the_question_a_recalled_reply_answers() -> None:
-    from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
+def _recalling_memory(
+    turns: list[tuple[str, str]], *, before: int = 0, replies: int = 0
+) -> SleeptimeMemory:
+    """A pipeline memory of one dated session of ``turns``, consolidated, recall_k=1."""
+    m = SleeptimeMemory(
+        _store(),
+        ScriptedChatModel(),
+        consolidation="pipeline",
+        read_options=ReadOptions(recall_k=1, recall_before=before, recall_replies=replies),
+        consolidator_options={"names": {"user": "Ana", "assistant": "Ben"}},
+    )
+    m.record(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
+    for role, text in turns:
+        m.record(NS, "t", role, text)
+    asyncio.run(m.consolidate_now(NS))
+    return m
 
+
+def test_recall_before_shows_the_question_a_recalled_reply_answers() -> None:
     def memory(before: int) -> SleeptimeMemory:
-        m = SleeptimeMemory(
-            _store(),
-            ScriptedChatModel(),
-            consolidation="pipeline",
-            read_options=ReadOptions(recall_k=1, recall_before=before),
-            consolidator_options={"names": {"user": "Ana", "assistant": "Ben"}},
-        )
-        m.record(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
-        m.record(NS, "t", "assistant", "Did you go to the pottery workshop in Lisbon?")
-        m.record(NS, "t", "user", "Yes, I loved the glazing class yesterday.")
-        m.record(NS, "t", "assistant", "Nice weather today.")
-        asyncio.run(m.consolidate_now(NS))
-        return m
+        turns = [
+            ("assistant", "Did you go to the pottery workshop in Lisbon?"),
+            ("user", "Yes, I loved the glazing class yesterday."),
+            ("assistant", "Nice weather today."),
+        ]
+        return _recalling_memory(turns, before=before)
 
     alone = memory(0).read(NS, "glazing class")
     assert [h.seq for h in alone.recalled] == [3]
@@ -269,24 +279,15 @@ def test_a_fact_reads_with_the_day_month_year_of_the_recalled_turns() -> None:
 
 
 def test_recall_replies_shows_the_answer_to_a_recalled_question() -> None:
-    from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
-
     def memory(replies: int) -> SleeptimeMemory:
-        m = SleeptimeMemory(
-            _store(),
-            ScriptedChatModel(),
-            consolidation="pipeline",
-            read_options=ReadOptions(recall_k=1, recall_replies=replies),
-            consolidator_options={"names": {"user": "Ana", "assistant": "Ben"}},
-        )
-        m.record(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
-        m.record(NS, "t", "user", "I tried the glazing class yesterday.")
-        m.record(NS, "t", "assistant", "Which pottery workshop did you go to?")
-        m.record(NS, "t", "user", "The one in Lisbon, near the river.")
-        m.record(NS, "t", "assistant", "Which pottery workshop is it again? Sounds fun.")
-        m.record(NS, "t", "user", "Nice weather today.")
-        asyncio.run(m.consolidate_now(NS))
-        return m
+        turns = [
+            ("user", "I tried the glazing class yesterday."),
+            ("assistant", "Which pottery workshop did you go to?"),
+            ("user", "The one in Lisbon, near the river."),
+            ("assistant", "Which pottery workshop is it again? Sounds fun."),
+            ("user", "Nice weather today."),
+        ]
+        return _recalling_memory(turns, replies=replies)
 
     alone = memory(0).read(NS, "Which pottery workshop did you go to?")
     assert [h.seq for h in alone.recalled] == [3]
