@@ -76,6 +76,8 @@ class ReadOptions:
     """Dated facts retrieved (0: none)."""
     recall_k: int = 10
     """Raw turns recalled by the hybrid search (0: none)."""
+    speaker_boost: bool = False
+    """When the query names exactly one speaker, rank that speaker's turns higher."""
     recall_before: int = 0
     """Also show the turns said just before each recalled one (the question a reply answers)."""
     recall_replies: int = 0
@@ -227,6 +229,7 @@ class SleeptimeMemory:
                 max_seq=cursor.seq,
                 vector=opts.vector,
                 bm25=opts.bm25,
+                speaker_boost=opts.speaker_boost,
             )
             recalled = self.recall.around(
                 namespace,

@@ -196,6 +196,10 @@ class MemoryBenchConfig:
     """Sleep-time read: turns said just before each recalled turn, shown with it."""
     recall_replies: int = 0
     """Sleep-time read: turns said just after each recalled question, shown with it."""
+    recall_k: int = ReadOptions.recall_k
+    """Sleep-time read: raw turns recalled by the hybrid search."""
+    speaker_boost: bool = False
+    """Sleep-time read: a question that names one speaker ranks that speaker's turns higher."""
     recall_line: RecallLine = DEFAULT_RECALL_LINE
     """Pipeline: what the sleep-time read shows of a recalled turn (the words as ``said``,
     dated, or the third-person ``rendered`` line). One results directory keeps one."""
@@ -474,6 +478,8 @@ def _ingest_settings(cfg: MemoryBenchConfig) -> dict[str, Any]:
         "samples": cfg.samples,
         "recall_before": cfg.recall_before,
         "recall_replies": cfg.recall_replies,
+        "recall_k": cfg.recall_k,
+        "speaker_boost": cfg.speaker_boost,
     }
 
 
@@ -548,7 +554,10 @@ async def _ingest(
         sleeptime_model,
         notes_k=cfg.notes_k,
         read_options=ReadOptions(
-            recall_before=cfg.recall_before, recall_replies=cfg.recall_replies
+            recall_before=cfg.recall_before,
+            recall_replies=cfg.recall_replies,
+            recall_k=cfg.recall_k,
+            speaker_boost=cfg.speaker_boost,
         ),
         consolidation=cfg.consolidation,
         consolidator_options={
@@ -1387,6 +1396,19 @@ def add_options(
         "where its answer is (default 0)",
     )
     p.add_argument(
+        "--recall-k",
+        type=int,
+        default=ReadOptions.recall_k,
+        metavar="N",
+        help=f"sleep-time read: raw turns recalled by the hybrid search (default "
+        f"{ReadOptions.recall_k})",
+    )
+    p.add_argument(
+        "--speaker-boost",
+        action="store_true",
+        help="sleep-time read: when a question names one speaker, rank that speaker's turns higher",
+    )
+    p.add_argument(
         "--recall-line",
         choices=RECALL_LINES,
         default=DEFAULT_RECALL_LINE,
@@ -1445,6 +1467,8 @@ def config_from_args(
         samples=getattr(args, "samples", 1),
         recall_before=getattr(args, "recall_before", 0),
         recall_replies=getattr(args, "recall_replies", 0),
+        recall_k=getattr(args, "recall_k", ReadOptions.recall_k),
+        speaker_boost=getattr(args, "speaker_boost", False),
         recall_line=getattr(args, "recall_line", DEFAULT_RECALL_LINE),
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,

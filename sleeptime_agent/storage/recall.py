@@ -88,6 +88,7 @@ class _Bm25:
     seqs: list[int]
     hits: dict[int, RecallHit]
     model: Any
+    speakers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -147,7 +148,7 @@ class RecallIndex:
         if corpus:
             model = bm25s.BM25()
             model.index(corpus, show_progress=False)
-        built = _Bm25(cursor, seqs, hits, model)
+        built = _Bm25(cursor, seqs, hits, model, frozenset(h.speaker for h in hits.values()))
         with self._lock:
             self._bm25[namespace] = built
         return built
@@ -161,6 +162,7 @@ class RecallIndex:
         max_seq: int,
         vector: bool = True,
         bm25: bool = True,
+        speaker_boost: bool = False,
     ) -> list[RecallHit]:
         """The ``k`` messages that best match ``query``, best first.
 
@@ -171,6 +173,9 @@ class RecallIndex:
             max_seq: the consolidation cursor; later records belong to an uncommitted batch.
             vector: use the embedding ranking.
             bm25: use the BM25 ranking.
+            speaker_boost: when the query names exactly one speaker, that speaker's turns
+                rank higher. Every turn of a speaker carries the name, so neither ranking can
+                tell their turns from the other's ("What does Jon do to relax?").
         """
         if k <= 0 or not query.strip() or not (vector or bm25):
             return []
@@ -196,6 +201,14 @@ class RecallIndex:
                     fused[seq] = fused.get(seq, 0.0) + 1.0 / (_RRF_K + rank)
                     hits.setdefault(seq, index.hits[seq])
                     rank += 1
+        if speaker_boost and fused:
+            named = _named_speaker(query, self._bm25_for(namespace, max_seq).speakers)
+            if named is not None:
+                # A third reciprocal-rank list: the named speaker's candidates in fused order.
+                order = sorted(fused, key=lambda s: -fused[s])
+                theirs = [s for s in order if hits[s].speaker == named]
+                for rank, seq in enumerate(theirs):
+                    fused[seq] += 1.0 / (_RRF_K + rank)
         best = sorted(fused, key=lambda s: -fused[s])[:k]
         return [
             RecallHit(hits[s].seq, hits[s].line, hits[s].date, hits[s].speaker, fused[s])
@@ -243,6 +256,13 @@ class RecallIndex:
                     h = index.hits[seq]
                     out.append(RecallHit(h.seq, h.line, h.date, h.speaker, hit.score))
         return out
+
+
+def _named_speaker(query: str, speakers: frozenset[str]) -> str | None:
+    """The one speaker ``query`` names (a whole word, any case), or None."""
+    lowered = query.lower()
+    named = [s for s in speakers if s and re.search(rf"\b{re.escape(s.lower())}\b", lowered)]
+    return named[0] if len(named) == 1 else None
 
 
 def _asks(line: str) -> bool:

@@ -214,14 +214,20 @@ def test_read_keeps_recall_within_budget_even_with_full_blocks() -> None:
 
 
 def _recalling_memory(
-    turns: list[tuple[str, str]], *, before: int = 0, replies: int = 0
+    turns: list[tuple[str, str]],
+    *,
+    before: int = 0,
+    replies: int = 0,
+    speaker_boost: bool = False,
 ) -> SleeptimeMemory:
     """A pipeline memory of one dated session of ``turns``, consolidated, recall_k=1."""
     m = SleeptimeMemory(
         _store(),
         ScriptedChatModel(),
         consolidation="pipeline",
-        read_options=ReadOptions(recall_k=1, recall_before=before, recall_replies=replies),
+        read_options=ReadOptions(
+            recall_k=1, recall_before=before, recall_replies=replies, speaker_boost=speaker_boost
+        ),
         consolidator_options={"names": {"user": "Ana", "assistant": "Ben"}},
     )
     m.record(NS, "t", "session", "--- Session 1, 1:56 pm on 8 May, 2023 ---")
@@ -246,6 +252,24 @@ def test_recall_before_shows_the_question_a_recalled_reply_answers() -> None:
     # The reply's context: the question before it (the session header is not a turn).
     assert [h.seq for h in view.recalled] == [2, 3]
     assert "pottery workshop in Lisbon" in view.recalled[0].line
+
+
+def test_speaker_boost_prefers_the_turns_of_the_speaker_a_question_names() -> None:
+    turns = [
+        ("user", "Ben, cooking is my passion: I cook curry, I cook soup, I cook every day."),
+        ("assistant", "On Sundays I make a curry, then we go hiking in the hills."),
+        ("user", "Nice weather today."),
+    ]
+    question = "What does Ben cook?"
+    plain = _recalling_memory(turns).read(NS, question)
+    # Without the boost the turn with the most matching words wins, whoever said it.
+    assert [h.speaker for h in plain.recalled] == ["Ana"]
+    boosted = _recalling_memory(turns, speaker_boost=True).read(NS, question)
+    assert [h.speaker for h in boosted.recalled] == ["Ben"]
+    assert "Sundays" in boosted.recalled[0].line
+    # A question that names both speakers (or neither) is ranked as without the boost.
+    both = _recalling_memory(turns, speaker_boost=True).read(NS, "What do Ana and Ben cook?")
+    assert [h.speaker for h in both.recalled] == ["Ana"]
 
 
 def test_facts_that_are_questions_or_do_not_name_their_subject_are_dropped() -> None:
