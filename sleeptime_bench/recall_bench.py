@@ -4,7 +4,8 @@ For every LoCoMo question with evidence turns (the adversarial category left out
 is sent to each retriever and we count how many of its evidence turns come back in the top k:
 today's raw-turn RAG condition (the turns as ``[date] speaker: text``, by embedding), and the
 recall memory the consolidation pipeline builds (code-only: attributed, dated, third person,
-relative dates resolved), by embedding, by BM25, and hybrid (the product's read). Answers
+relative dates resolved), by embedding, by BM25, hybrid (the product's read), and hybrid with
+the named speaker's turns ranked higher (``speaker_boost``). Answers
 depend on a model; finding the evidence does not, so this measures the memory itself, on any
 split, in minutes.
 """
@@ -30,7 +31,13 @@ from sleeptime_bench.report import write_report
 __all__ = ["RETRIEVERS", "evidence_recall", "register"]
 
 #: Retrievers compared, in report order.
-RETRIEVERS = ("raw-rag", "pipeline-vector", "pipeline-bm25", "pipeline-hybrid")
+RETRIEVERS = (
+    "raw-rag",
+    "pipeline-vector",
+    "pipeline-bm25",
+    "pipeline-hybrid",
+    "pipeline-hybrid-speaker",
+)
 
 
 def _ingest(conv: LocomoConversation, store: ChromaBlockStore) -> tuple[Namespace, dict[str, int]]:
@@ -72,12 +79,21 @@ def evidence_recall(conv: LocomoConversation, k: int, store: ChromaBlockStore) -
         wanted = {seqs[e] for e in evidence}
         rag = {seqs[str(n.metadata["dia_id"])] for n in store.search_notes(rag_ns, qa.question, k)}
         got = {"raw-rag": rag}
-        for name, vector, bm25 in (
-            ("pipeline-vector", True, False),
-            ("pipeline-bm25", False, True),
-            ("pipeline-hybrid", True, True),
+        for name, vector, bm25, boost in (
+            ("pipeline-vector", True, False, False),
+            ("pipeline-bm25", False, True, False),
+            ("pipeline-hybrid", True, True, False),
+            ("pipeline-hybrid-speaker", True, True, True),
         ):
-            hits = recall.search(namespace, qa.question, k, max_seq=10**9, vector=vector, bm25=bm25)
+            hits = recall.search(
+                namespace,
+                qa.question,
+                k,
+                max_seq=10**9,
+                vector=vector,
+                bm25=bm25,
+                speaker_boost=boost,
+            )
             got[name] = {h.seq for h in hits}
         for name, seen in got.items():
             pair = found[name].setdefault(cat, [0, 0])
