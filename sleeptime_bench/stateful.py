@@ -62,6 +62,7 @@ from sleeptime_bench.stateful_protocol import (
     headline_ratio,
     pair_evidence,
     rescore,
+    savings_along_curve,
     score_capped,
 )
 from sleeptime_bench.stateful_qa import (
@@ -631,6 +632,7 @@ def protocol_headline(
     return {
         "k": k,
         "equal_accuracy": ratio,
+        "along_curve": savings_along_curve(answers, base, sleep),
         "pairs": pairs,
         "matched_pair": matched,
         "evidence": evidence,

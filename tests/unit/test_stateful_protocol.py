@@ -18,6 +18,7 @@ from sleeptime_bench.stateful_protocol import (
     headline_ratio,
     pair_evidence,
     rescore,
+    savings_along_curve,
     score_capped,
     tokens_at_accuracy,
 )
@@ -121,3 +122,29 @@ def test_headline_ratio_with_a_bootstrap_interval() -> None:
     assert got["ratio"] == pytest.approx(300 / 6)
     lo, hi = got["ci95"]
     assert lo is not None and hi is not None and lo <= got["ratio"] <= hi
+
+
+def test_savings_along_curve_read_at_each_sleeptime_budget() -> None:
+    # Baseline: 1/6 right at 5 tokens, 3/6 at 300; sleep-time: 2/6 at 6 tokens, 3/6 at 200.
+    recs = []
+    for i in range(6):
+        recs.append(_rec(str(i), "baseline-v0", i < 1, 5))
+        recs.append(_rec(str(i), "baseline-v4", i < 3, 300))
+        recs.append(_rec(str(i), "sleeptime-k1-v0", i < 2, 6))
+        recs.append(_rec(str(i), "sleeptime-k1-v4", i < 3, 200))
+    low, high = savings_along_curve(
+        recs, ["baseline-v0", "baseline-v4"], ["sleeptime-k1-v0", "sleeptime-k1-v4"], samples=200
+    )
+    # At 2/6 the baseline is halfway between its budgets: 5 + 0.5 * 295 tokens.
+    assert low["accuracy"] == pytest.approx(2 / 6)
+    assert low["baseline_tokens"] == pytest.approx(152.5)
+    assert low["ratio"] == pytest.approx(152.5 / 6)
+    lo, hi = low["ci95"]
+    assert lo is not None and hi is not None and lo <= low["ratio"] <= hi
+    assert high["ratio"] == pytest.approx(300 / 200)
+    # A sleep-time accuracy the baseline never reaches has no ratio.
+    recs += [_rec(str(i), "sleeptime-k1-v5", True, 50) for i in range(6)]
+    best = savings_along_curve(
+        recs, ["baseline-v0", "baseline-v4"], ["sleeptime-k1-v5"], samples=50
+    )[0]
+    assert best["ratio"] is None and best["unreached_share"] == 1.0
