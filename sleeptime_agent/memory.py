@@ -29,7 +29,7 @@ from sleeptime_agent.pipeline.consolidator import PipelineConsolidator
 from sleeptime_agent.scheduler import ForegroundGate, SleeptimeScheduler
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace, Note
 from sleeptime_agent.storage.facts import Fact, FactStore
-from sleeptime_agent.storage.recall import RecallHit, RecallIndex
+from sleeptime_agent.storage.recall import RecallHit, RecallIndex, focus
 from sleeptime_agent.storage.transcript import Transcript, TranscriptMessage
 
 __all__ = [
@@ -95,6 +95,8 @@ class ReadOptions:
     """Conservative estimate used for the budget."""
     line_chars: int = 600
     """Each recalled turn is clipped to this many characters."""
+    recall_focus: bool = False
+    """Clip a long recalled turn around the sentences that match the query, not at its start."""
     retrieval_share: float = 0.4
     """Share of the budget kept for facts and recalled turns however large the blocks are."""
 
@@ -240,7 +242,7 @@ class SleeptimeMemory:
             )
         pending = self.transcript.since(namespace, cursor.seq) if opts.tail else []
         view = MemoryView(blocks, notes, pending, cursor.seq)
-        return _within_budget(view, facts, recalled, opts)
+        return _within_budget(view, facts, recalled, opts, query)
 
     async def aread(self, namespace: Namespace, query: str = "") -> MemoryView:
         """Async :meth:`read`."""
@@ -291,7 +293,11 @@ class SleeptimeMemory:
 
 
 def _within_budget(
-    view: MemoryView, facts: list[Fact], recalled: list[RecallHit], opts: ReadOptions
+    view: MemoryView,
+    facts: list[Fact],
+    recalled: list[RecallHit],
+    opts: ReadOptions,
+    query: str = "",
 ) -> MemoryView:
     """``view`` with the facts and recalled turns that fit the budget (least relevant dropped).
 
@@ -309,9 +315,12 @@ def _within_budget(
         used += size
     kept: list[RecallHit] = []
     for hit in recalled:  # best first
-        line = (
-            hit.line if len(hit.line) <= opts.line_chars else hit.line[: opts.line_chars] + " [...]"
-        )
+        if len(hit.line) <= opts.line_chars:
+            line = hit.line
+        elif opts.recall_focus:
+            line = focus(hit.line, query, opts.line_chars)
+        else:
+            line = hit.line[: opts.line_chars] + " [...]"
         size = len(line) + 1
         if used + size > budget:
             break

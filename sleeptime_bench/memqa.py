@@ -200,6 +200,8 @@ class MemoryBenchConfig:
     """Sleep-time read: raw turns recalled by the hybrid search."""
     speaker_boost: bool = False
     """Sleep-time read: a question that names one speaker ranks that speaker's turns higher."""
+    recall_focus: bool = ReadOptions.recall_focus
+    """Sleep-time read: a long recalled turn is clipped around the sentences that match."""
     recall_line: RecallLine = DEFAULT_RECALL_LINE
     """Pipeline: what the sleep-time read shows of a recalled turn (the words as ``said``,
     dated, or the third-person ``rendered`` line). One results directory keeps one."""
@@ -480,6 +482,7 @@ def _ingest_settings(cfg: MemoryBenchConfig) -> dict[str, Any]:
         "recall_replies": cfg.recall_replies,
         "recall_k": cfg.recall_k,
         "speaker_boost": cfg.speaker_boost,
+        "recall_focus": cfg.recall_focus,
     }
 
 
@@ -499,7 +502,8 @@ def _check_ingest_settings(state: Path, progress: dict[str, Any], cfg: MemoryBen
     wanted = _ingest_settings(cfg)
     # Runs before the options were recorded: their recall lines were the third-person ones;
     # the other settings are unknown and not checked.
-    built = {"recall_line": "rendered"} if progress["sessions_done"] else {}
+    # Runs before recall_focus was recorded clipped long turns at their start.
+    built = {"recall_line": "rendered", "recall_focus": False} if progress["sessions_done"] else {}
     built.update({k: progress[k] for k in wanted if k in progress})
     differ = [k for k in wanted if k in built and built[k] != wanted[k]]
     if differ:
@@ -558,6 +562,7 @@ async def _ingest(
             recall_replies=cfg.recall_replies,
             recall_k=cfg.recall_k,
             speaker_boost=cfg.speaker_boost,
+            recall_focus=cfg.recall_focus,
         ),
         consolidation=cfg.consolidation,
         consolidator_options={
@@ -1409,6 +1414,13 @@ def add_options(
         help="sleep-time read: when a question names one speaker, rank that speaker's turns higher",
     )
     p.add_argument(
+        "--recall-focus",
+        action=argparse.BooleanOptionalAction,
+        default=ReadOptions.recall_focus,
+        help="sleep-time read: clip a long recalled turn around the sentences that share the "
+        "question's words, not at its start",
+    )
+    p.add_argument(
         "--recall-line",
         choices=RECALL_LINES,
         default=DEFAULT_RECALL_LINE,
@@ -1469,6 +1481,7 @@ def config_from_args(
         recall_replies=getattr(args, "recall_replies", 0),
         recall_k=getattr(args, "recall_k", ReadOptions.recall_k),
         speaker_boost=getattr(args, "speaker_boost", False),
+        recall_focus=getattr(args, "recall_focus", ReadOptions.recall_focus),
         recall_line=getattr(args, "recall_line", DEFAULT_RECALL_LINE),
         memory_assistant_chars=getattr(args, "memory_assistant_chars", None),
         cache_probe=args.cache_probe,

@@ -27,10 +27,19 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS  # type: ignore[import-untyped]
 
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace, Note
 
-__all__ = ["RecallHit", "RecallIndex", "RecallRecord", "recall_namespace", "tokenize"]
+__all__ = [
+    "RecallHit",
+    "RecallIndex",
+    "RecallRecord",
+    "focus",
+    "recall_namespace",
+    "tokenize",
+]
 
 _WORDS = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(STOPWORDS_EN_PLUS) | {"did", "does", "do", "what", "when", "who", "how"}
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n+")
+_LINE_HEAD = re.compile(r"^(\[[^\]\n]*\]\s*)?[^:\n]{1,40}:\s")  # "[8 May 2023] Jon: "
 _RRF_K = 60  # the usual reciprocal-rank constant: ranks matter, raw scores of either side do not
 
 
@@ -50,6 +59,46 @@ def _stem(word: str) -> str:
 def tokenize(text: str) -> list[str]:
     """BM25 terms of ``text``: lower-case words, stop words dropped, light stemming."""
     return [_stem(w) for w in _WORDS.findall(text.lower()) if w not in _STOP]
+
+
+def focus(line: str, query: str, limit: int) -> str:
+    """``line`` cut to about ``limit`` characters where it shares the most terms with ``query``.
+
+    A long turn (an assistant's list of five bottles) holds the answer anywhere, and a cut at
+    the start loses it. The window is a run of whole sentences; the date and speaker at the
+    start of the line are kept, and "[...]" marks what was left out. With no shared term the
+    start of the turn is kept, as a plain cut would.
+
+    Args:
+        line: a recalled line, ``[date] Speaker: text``.
+        query: the question.
+        limit: the characters to keep.
+    """
+    if len(line) <= limit:
+        return line
+    m = _LINE_HEAD.match(line)
+    head = m.group(0) if m else ""
+    parts = [p.strip() for p in _SENTENCE_END.split(line[len(head) :]) if p.strip()]
+    wanted = set(tokenize(query))
+    terms = [wanted & set(tokenize(p)) for p in parts]
+    room = max(limit - len(head) - 12, 1)
+    best, start, end = -1, 0, 1
+    for i in range(len(parts)):
+        size, got, j = len(parts[i]), set(terms[i]), i + 1
+        while j < len(parts) and size + 1 + len(parts[j]) <= room:
+            size += 1 + len(parts[j])
+            got |= terms[j]
+            j += 1
+        if len(got) > best:  # ties keep the earliest window
+            best, start, end = len(got), i, j
+    text = " ".join(parts[start:end])
+    cut = len(text) > room
+    return (
+        head
+        + ("[...] " if start > 0 else "")
+        + text[:room]
+        + (" [...]" if cut or end < len(parts) else "")
+    )
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,7 @@ def _recalling_memory(
     before: int = 0,
     replies: int = 0,
     speaker_boost: bool = False,
+    focus: bool = False,
 ) -> SleeptimeMemory:
     """A pipeline memory of one dated session of ``turns``, consolidated, recall_k=1."""
     m = SleeptimeMemory(
@@ -226,7 +227,12 @@ def _recalling_memory(
         ScriptedChatModel(),
         consolidation="pipeline",
         read_options=ReadOptions(
-            recall_k=1, recall_before=before, recall_replies=replies, speaker_boost=speaker_boost
+            recall_k=1,
+            recall_before=before,
+            recall_replies=replies,
+            speaker_boost=speaker_boost,
+            line_chars=200,
+            recall_focus=focus,
         ),
         consolidator_options={"names": {"user": "Ana", "assistant": "Ben"}},
     )
@@ -235,6 +241,19 @@ def _recalling_memory(
         m.record(NS, "t", role, text)
     asyncio.run(m.consolidate_now(NS))
     return m
+
+
+def test_recall_focus_shows_the_part_of_a_long_turn_that_answers() -> None:
+    filler = " ".join(f"Option {i} mixes well with tonic and lime." for i in range(1, 9))
+    turns = [("assistant", f"Here is your gin bar list. {filler} The fifth bottle is Absinthe.")]
+    plain = _recalling_memory(turns).read(NS, "What was the fifth bottle?").recalled[0].line
+    focused = (
+        _recalling_memory(turns, focus=True).read(NS, "What was the fifth bottle?").recalled[0].line
+    )
+    assert "Absinthe" not in plain and plain.endswith("[...]")  # cut at its start
+    assert "Absinthe" in focused and "[...] " in focused
+    assert focused.startswith("[8 May 2023] Ben: ")  # date and speaker kept
+    assert len(focused) <= 200 + len(" [...]")
 
 
 def test_recall_before_shows_the_question_a_recalled_reply_answers() -> None:
