@@ -312,26 +312,29 @@ def savings_along_curve(
         return []
 
     def at(pick: Sequence[str], condition: str) -> tuple[float, float, float | None]:
+        """Accuracy and tokens of ``condition``, and the baseline's tokens for that accuracy."""
         n = len(pick)
         acc = sum(table[i][condition][0] for i in pick) / n
         tokens = sum(table[i][condition][1] for i in pick) / n
-        base = tokens_at_accuracy(_curve(table, pick, baseline), acc)
-        return acc, tokens, (base / tokens if base is not None and tokens else None)
+        return acc, tokens, tokens_at_accuracy(_curve(table, pick, baseline), acc)
+
+    def ratio(base: float | None, tokens: float) -> float | None:
+        return base / tokens if base is not None and tokens else None
 
     rng = random.Random(seed)
     picks = [[items[rng.randrange(len(items))] for _ in items] for _ in range(samples)]
     out: list[dict[str, Any]] = []
     for condition in sleeptime:
-        acc, tokens, ratio = at(items, condition)
-        estimates = [at(pick, condition)[2] for pick in picks]
+        acc, tokens, base = at(items, condition)
+        estimates = [ratio(b, t) for _, t, b in (at(pick, condition) for pick in picks)]
         lo, hi = bootstrap_interval(estimates)
         out.append(
             {
                 "sleeptime": condition,
                 "accuracy": acc,
                 "sleeptime_tokens": tokens,
-                "baseline_tokens": tokens_at_accuracy(_curve(table, items, baseline), acc),
-                "ratio": ratio,
+                "baseline_tokens": base,
+                "ratio": ratio(base, tokens),
                 "ci95": [lo, hi],
                 "unreached_share": sum(e is None for e in estimates) / samples,
             }
