@@ -30,9 +30,13 @@ def forced_logprobs(
         One natural-log probability per token of ``continuation``.
 
     Raises:
+        ValueError: ``prompt`` is empty: llama.cpp generates nothing without a prompt.
         LocalModelError: llama.cpp refused the request or returned fewer tokens.
     """
     import httpx
+
+    if not prompt.strip():
+        raise ValueError("forced decoding needs a non-empty prompt to condition on")
 
     server = (model or LocalChatModel()).server()
     reply = httpx.post(

@@ -148,7 +148,7 @@ def run_predictability(
         The JSON report's path.
 
     Raises:
-        ValueError: The directory has no results.
+        ValueError: The directory has no results, or none of its items has a context.
     """
     answers, _ = load_results(results)
     if not answers:
@@ -159,6 +159,11 @@ def run_predictability(
     if limit is not None:
         order = order[:limit]
     items = _items([r for r in answers if r.item_id in set(order)], data)
+    # A one-sentence problem has no context: log P(question | context) is undefined for it.
+    no_context = [i for i in order if not items[i].context.strip()]
+    order = [i for i in order if i not in set(no_context)]
+    if not order:
+        raise ValueError(f"{results}: no item has a context to condition the question on")
     cache = ResultsFile(out / LOGPROB_FILE)
     done = cache.latest()
     todo = [i for i in order if (i, "logprob") not in done or done[(i, "logprob")].error]
@@ -228,6 +233,7 @@ def run_predictability(
         "score": "mean log-probability per question token, log P(question | context), forced "
         "decoding under the local model; bins are equal-count, least predictable first",
         "pooled_verbosity": levels,
+        "left_out_without_context": no_context,
         "intervals": "gap_ci95_by_item: 95% bootstrap over the bin's items (each item's mean "
         "over the pooled budgets); the per-condition ci95 pool answers and are too narrow",
         "trend": _trend(rows),

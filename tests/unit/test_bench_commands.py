@@ -346,3 +346,40 @@ def test_headline_says_whether_accuracies_can_be_told_apart() -> None:
         1,
     )
     assert floor is not None and floor["accuracies_distinguishable"] is False
+
+
+def test_predictability_leaves_out_items_without_context(
+    data: Path, tmp_path: Path, models: _Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "gsm"
+    argv = ["bench", "stateful-gsm", "--limit", "2", "--data", str(data), "--out", str(out)]
+    assert main([*argv, "--k", "1", "--verbosity", "0"]) == 0
+    real_items = predictability._items
+
+    def one_without_context(answers: Any, data_arg: Any) -> Any:
+        items = real_items(answers, data_arg)
+        first = sorted(items)[0]
+        items[first] = items[first].model_copy(update={"context": ""})
+        return items
+
+    monkeypatch.setattr(predictability, "_items", one_without_context)
+    scored: list[str] = []
+
+    def fake_logprob(context: str, question: str) -> list[float]:
+        assert context.strip(), "an item without context reached the scorer"
+        scored.append(question)
+        return [-0.5]
+
+    path = predictability.run_predictability(
+        out, tmp_path / "pr", data=str(data), logprob=fake_logprob
+    )
+    report = _report(path)
+    assert len(scored) == 1 and report["n_items"] == 1
+    assert len(report["left_out_without_context"]) == 1
+
+
+def test_forced_logprobs_refuses_an_empty_prompt() -> None:
+    from sleeptime_bench.logprobs import forced_logprobs
+
+    with pytest.raises(ValueError, match="non-empty prompt"):
+        forced_logprobs("  ", " How many?")
