@@ -287,6 +287,7 @@ def savings_along_curve(
     sleeptime: Sequence[str],
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
+    overhead: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Tokens at equal accuracy at every sleep-time budget, not only at the baseline's best.
 
@@ -300,6 +301,9 @@ def savings_along_curve(
         sleeptime: The sleep-time conditions (one per budget).
         samples: Bootstrap resamples (over items, every condition of an item together).
         seed: Their seed.
+        overhead: Per sleep-time condition, tokens added to each of its queries (e.g. the
+            sleep-time pass shared by ``n`` queries, in test-time token units); held fixed
+            across resamples.
 
     Returns:
         One entry per sleep-time condition: ``accuracy``, ``sleeptime_tokens``,
@@ -310,12 +314,13 @@ def savings_along_curve(
     items = sorted(table)
     if not items:
         return []
+    extra = dict(overhead or {})
 
     def at(pick: Sequence[str], condition: str) -> tuple[float, float, float | None]:
         """Accuracy and tokens of ``condition``, and the baseline's tokens for that accuracy."""
         n = len(pick)
         acc = sum(table[i][condition][0] for i in pick) / n
-        tokens = sum(table[i][condition][1] for i in pick) / n
+        tokens = sum(table[i][condition][1] for i in pick) / n + extra.get(condition, 0.0)
         return acc, tokens, tokens_at_accuracy(_curve(table, pick, baseline), acc)
 
     def ratio(base: float | None, tokens: float) -> float | None:

@@ -183,6 +183,13 @@ def test_stateful_gsm_end_to_end_and_resume(
     assert [len(c["cost"]) for c in am["curves"]] == [20, 20, 20]
     base, sleep = am["curves"][0]["cost"], am["curves"][1]["cost"]
     assert len(set(base)) == 1 and sleep[0] > sleep[-1]  # sleep-time cost amortizes
+    points = am["along_curve_at_10"]["points"]
+    by_kind = {p["sleeptime_tokens_counted"]: p for p in points if p["sleeptime"].endswith("v0")}
+    # Counting the sleep-time prompt too makes each sleep-time query dearer.
+    assert (
+        by_kind["completion"]["sleeptime_tokens"]
+        < by_kind["prompt_plus_completion"]["sleeptime_tokens"]
+    )
     _png(am_out / "amortization.png")
 
     # Predictability with a fake log-prob function; cached, so the rerun scores nothing.

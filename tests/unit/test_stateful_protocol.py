@@ -142,6 +142,15 @@ def test_savings_along_curve_read_at_each_sleeptime_budget() -> None:
     lo, hi = low["ci95"]
     assert lo is not None and hi is not None and lo <= low["ratio"] <= hi
     assert high["ratio"] == pytest.approx(300 / 200)
+    # A shared sleep-time cost added to each sleep-time query lowers the ratio accordingly.
+    shared = savings_along_curve(
+        recs,
+        ["baseline-v0", "baseline-v4"],
+        ["sleeptime-k1-v0"],
+        samples=50,
+        overhead={"sleeptime-k1-v0": 4.0},
+    )[0]
+    assert shared["ratio"] == pytest.approx(152.5 / 10)
     # A sleep-time accuracy the baseline never reaches has no ratio.
     recs += [_rec(str(i), "sleeptime-k1-v5", True, 50) for i in range(6)]
     best = savings_along_curve(
