@@ -95,8 +95,9 @@ class ReadOptions:
     """Conservative estimate used for the budget."""
     line_chars: int = 600
     """Each recalled turn is clipped to this many characters."""
-    recall_focus: bool = False
-    """Clip a long recalled turn around the sentences that match the query, not at its start."""
+    recall_focus: bool = True
+    """Clip a long recalled turn around the sentences that match the query, not at its start
+    (on: best on the LongMemEval tuning split, 36/50 vs 35/50; a no-op on LoCoMo's short turns)."""
     retrieval_share: float = 0.4
     """Share of the budget kept for facts and recalled turns however large the blocks are."""
 
