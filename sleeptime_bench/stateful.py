@@ -784,6 +784,12 @@ def write_stateful_report(
             # Did the question-free analysis already reach the answer? It bounds what the
             # primary can gain from c' at a low budget.
             "gold_in_notes": _gold_in_notes(items, samples, [k for k in cfg.ks if k >= 1]),
+            # The same on the k > 1 subset for every k, so the shares compare like with like.
+            "gold_in_notes_k_subset": _gold_in_notes(
+                [it for it in items if it.id in set(k_ids)], samples, sorted(cfg.ks)
+            )
+            if more
+            else None,
         },
         "timing": {
             "this_invocation_s": elapsed_s,

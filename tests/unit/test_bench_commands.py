@@ -167,6 +167,9 @@ def test_stateful_gsm_end_to_end_and_resume(
     # The scripted analysis works out every answer before seeing the question.
     assert report["sleeptime_samples"]["gold_in_notes"]["k1"] == {"n": 2, "share": 1.0}
     assert report["sleeptime_samples"]["gold_in_notes"]["k2"]["n"] == 1
+    # Coverage across k on the same items: only the first item has k > 1.
+    subset = report["sleeptime_samples"]["gold_in_notes_k_subset"]
+    assert subset["k1"]["n"] == subset["k2"]["n"] == 1
     _png(out / "pareto.png")
     _png(out / "scaling.png")
 
