@@ -713,7 +713,8 @@ def write_stateful_report(
     # The Pareto plot and headline use conditions run on every item; k > 1 on a subset is
     # compared with k = 1 and the baseline on that same subset only.
     full = {c: s for c, s in summary.items() if s.n_scored == len(ids) or not more}
-    subset_answers = [r for r in answers if r.item_id in set(k_ids)]
+    k_set = set(k_ids)
+    subset_answers = [r for r in answers if r.item_id in k_set]
     subset = _order(summarize(r for r in subset_answers if r.verbosity in cfg.k_levels))
     plots = [str(plot_pareto(full or summary, cfg.out / "pareto.png", _title(cfg, len(ids))))]
     if more:
@@ -786,7 +787,7 @@ def write_stateful_report(
             "gold_in_notes": _gold_in_notes(items, samples, [k for k in cfg.ks if k >= 1]),
             # The same on the k > 1 subset for every k, so the shares compare like with like.
             "gold_in_notes_k_subset": _gold_in_notes(
-                [it for it in items if it.id in set(k_ids)], samples, sorted(cfg.ks)
+                [it for it in items if it.id in k_set], samples, sorted(cfg.ks)
             )
             if more
             else None,
