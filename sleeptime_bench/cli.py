@@ -24,6 +24,7 @@ BENCH_MODULES = (
     "predictability",
     "locomo",
     "recall_bench",  # locomo-recall
+    "memory_curve",  # memory-curve
     "longmemeval",
     "overhead",
     "store_bench",  # store

@@ -84,6 +84,8 @@ __all__ = [
     "memory_snapshot",
     "render_history",
     "paired_comparisons",
+    "paired_difference",
+    "question_scores",
     "round_robin",
     "stratified",
     "run_from_args",
@@ -693,7 +695,14 @@ def _prompt(
         assert ctx.memory is not None and ctx.namespace is not None
         view = ctx.memory.read(ctx.namespace, query=question.text)
         messages = build_primary_prompt(view, [HumanMessage(user)], _THREAD)
-        info = {"notes": len(view.notes), "pending": len(view.pending)}
+        # The lines as shown (clipped or focused), so a miss can be told apart: evidence cut
+        # off by the read, or read and not used by the model.
+        info = {
+            "notes": len(view.notes),
+            "pending": len(view.pending),
+            "read_facts": [f.line() for f in view.facts],
+            "read_turns": [h.line for h in view.recalled],
+        }
         if condition == PROBE_CONDITION:
             system = prompts.BENCH_QUESTION_FIRST_SYSTEM.format(
                 question=user, memory=messages[0].text
@@ -1242,48 +1251,79 @@ def paired_comparisons(
         return []
 
     def scores(condition: str) -> dict[str, float]:
-        # LoCoMo records a score (token F1); LongMemEval only ``correct`` (accuracy).
-        return {
-            r.item_id: float(r.score) if r.score is not None else float(bool(r.correct))
-            for r in records
-            if r.condition == condition
-            and r.error is None
-            and str((r.model_extra or {}).get("category")) not in excluded
-        }
+        return question_scores(records, condition, excluded)
 
     mine = scores("sleeptime")
     out: list[dict[str, Any]] = []
     for other in (c for c in conditions if c != "sleeptime"):
-        theirs = scores(other)
-        items = sorted(set(mine) & set(theirs))
-        if not items:
+        pair = paired_difference(mine, scores(other), samples=samples, seed=seed)
+        if pair is None:
             continue
-        rng = random.Random(seed)
-        diffs: list[float] = []
-        ratios: list[float | None] = []
-        for _ in range(samples):
-            pick = [items[rng.randrange(len(items))] for _ in items]
-            a, b = sum(mine[i] for i in pick), sum(theirs[i] for i in pick)
-            diffs.append((a - b) / len(pick))
-            ratios.append(a / b if b else None)
-        a_mean = sum(mine[i] for i in items) / len(items)
-        b_mean = sum(theirs[i] for i in items) / len(items)
-        low, high = bootstrap_interval(diffs)
         out.append(
             {
                 "other": other,
-                "n": len(items),
+                "n": pair["n"],
                 "excluded": list(excluded),
-                "sleeptime_mean": a_mean,
-                "other_mean": b_mean,
-                "difference": a_mean - b_mean,
-                "difference_ci95": [low, high],
-                "ratio": a_mean / b_mean if b_mean else None,
-                "ratio_ci95": list(bootstrap_interval(ratios)),
-                "evidence": low is not None and high is not None and (low > 0 or high < 0),
+                "sleeptime_mean": pair["mean"],
+                "other_mean": pair["other_mean"],
+                **{k: pair[k] for k in ("difference", "difference_ci95", "ratio", "ratio_ci95")},
+                "evidence": pair["evidence"],
             }
         )
     return out
+
+
+def question_scores(
+    records: Iterable[ResultRecord], condition: str, excluded: Sequence[str] = ()
+) -> dict[str, float]:
+    """Each answered question's score under ``condition``: F1, else 1/0 for ``correct``."""
+    # LoCoMo records a score (token F1); LongMemEval only ``correct`` (accuracy).
+    return {
+        r.item_id: float(r.score) if r.score is not None else float(bool(r.correct))
+        for r in records
+        if r.condition == condition
+        and r.error is None
+        and str((r.model_extra or {}).get("category")) not in excluded
+    }
+
+
+def paired_difference(
+    mine: dict[str, float], theirs: dict[str, float], samples: int = 2000, seed: int = 0
+) -> dict[str, Any] | None:
+    """``mine`` against ``theirs`` on the questions both have, with bootstrap intervals.
+
+    The intervals come from resampling questions (seeded), so they are paired: a question's
+    difficulty cancels.
+
+    Returns:
+        ``n``, ``mean``, ``other_mean``, ``difference`` with ``difference_ci95``, ``ratio``
+        (mine / theirs) with ``ratio_ci95``, and ``evidence``: whether the difference's interval
+        leaves out 0. ``None`` when no question is shared.
+    """
+    items = sorted(set(mine) & set(theirs))
+    if not items:
+        return None
+    rng = random.Random(seed)
+    diffs: list[float] = []
+    ratios: list[float | None] = []
+    for _ in range(samples):
+        pick = [items[rng.randrange(len(items))] for _ in items]
+        a, b = sum(mine[i] for i in pick), sum(theirs[i] for i in pick)
+        diffs.append((a - b) / len(pick))
+        ratios.append(a / b if b else None)
+    a_mean = sum(mine[i] for i in items) / len(items)
+    b_mean = sum(theirs[i] for i in items) / len(items)
+    low, high = bootstrap_interval(diffs)
+    return {
+        "n": len(items),
+        "mean": a_mean,
+        "other_mean": b_mean,
+        "difference": a_mean - b_mean,
+        "difference_ci95": [low, high],
+        "ratio": a_mean / b_mean if b_mean else None,
+        "ratio_ci95": list(bootstrap_interval(ratios)),
+        "evidence": low is not None and high is not None and (low > 0 or high < 0),
+    }
 
 
 def _plot(

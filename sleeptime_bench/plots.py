@@ -8,6 +8,7 @@ returns the path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from itertools import cycle
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "plot_pareto",
     "plot_scaling",
     "plot_score_vs_cost",
+    "plot_setting_curve",
     "total_tokens_per_question",
 ]
 
@@ -249,4 +251,55 @@ def plot_score_vs_cost(
             continue
         ax.scatter([cost(e)], [score], s=40, label=e.condition)
     ax.set_ylim(-0.02, 1.02)
+    return _save(fig, ax, path)
+
+
+def plot_setting_curve(
+    points: Iterable[Mapping[str, Any]],
+    baselines: Mapping[str, float],
+    path: str | Path,
+    xlabel: str,
+    ylabel: str = "score",
+    title: str | None = None,
+) -> Path:
+    """Score vs a swept setting, one point per run with its interval, baselines as lines.
+
+    Each point is labelled with its sleep-time tokens per ingested message, so the price of a
+    point reads off the plot.
+
+    Args:
+        points: ``x``, ``mean``, ``ci95`` and ``sleeptime_tokens_per_message`` of each run.
+        baselines: Other conditions' scores (e.g. raw-turn RAG), drawn as dashed lines.
+        path: Where to write the PNG.
+        xlabel: The swept setting.
+        ylabel: The score's name.
+        title: Plot title.
+
+    Returns:
+        The PNG path.
+    """
+    ordered = sorted(points, key=lambda p: float(p["x"]))
+    fig, ax = _new_figure(title or f"Score vs {xlabel}", xlabel, ylabel)
+    xs = [float(p["x"]) for p in ordered]
+    ys = [float(p["mean"]) for p in ordered]
+    bounds = [
+        [y if b is None else float(b) for b in p["ci95"]] for y, p in zip(ys, ordered, strict=True)
+    ]
+    yerr = [
+        [y - lo for y, (lo, _) in zip(ys, bounds, strict=True)],
+        [hi - y for y, (_, hi) in zip(ys, bounds, strict=True)],
+    ]
+    ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label="sleeptime")
+    for x, y, p in zip(xs, ys, ordered, strict=True):
+        ax.annotate(
+            f"{float(p.get('sleeptime_tokens_per_message', 0.0)):.0f} tok/msg",
+            (x, y),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize="small",
+        )
+    for (name, score), style in zip(baselines.items(), cycle(("--", ":", "-."))):
+        ax.axhline(score, linestyle=style, linewidth=1, color="grey", label=name)
+    ax.set_xticks(sorted(set(xs)))
+    ax.set_ylim(0.0, max([*ys, *baselines.values(), 0.0]) * 1.25 + 0.05)
     return _save(fig, ax, path)

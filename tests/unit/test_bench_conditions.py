@@ -109,6 +109,14 @@ def test_the_sleeptime_condition_reads_dated_recalled_turns(
     assert report["settings"]["consolidation"] == "pipeline"
     assert report["settings"]["recall_line"] == "said"
     assert report["sleeptime_ingestion"]["per_dialogue"][0]["input_tokens"] == 0
+    # Each answer records the recalled lines exactly as the primary read them.
+    answers = [json.loads(line) for line in (tmp_path / "out" / "locomo.jsonl").open()]
+    cat = next(a for a in answers if a["gold"] == "Tom")
+    assert (
+        "[8 May 2023] Alice: I adopted a cat named Tom yesterday (7 May 2023)."
+        in (cat["read_turns"])
+    )
+    assert cat["read_facts"] == []
 
 
 @pytest.mark.parametrize(

@@ -268,6 +268,24 @@ def test_longmemeval_end_to_end_and_resume(
     assert _calls(models) == first
 
 
+def test_the_answer_log_keeps_recalled_turns_as_the_primary_read_them(
+    tmp_path: Path, models: list[ScriptedChatModel]
+) -> None:
+    _lme_fixture(tmp_path / "data")
+    out = tmp_path / "out"
+    argv = ["bench", "longmemeval", "--data", str(tmp_path / "data"), "--out", str(out)]
+    argv += ["--split", "oracle", "--limit", "1", "--cache-probe", "0"]
+    argv += ["--consolidation", "pipeline", "--conditions", "sleeptime"]
+    assert main(argv) == 0
+    [answer] = [json.loads(x) for x in (out / "longmemeval.jsonl").read_text().splitlines()]
+    said = "Berlin is lovely. " * 40
+    long_turn = [t for t in answer["read_turns"] if "Berlin is lovely." in t]
+    # The 720-character reply was read clipped to the 600-character window, and logged so.
+    assert long_turn and all(said.strip() not in t for t in long_turn)
+    assert all(len(t) < 700 for t in answer["read_turns"])
+    assert any("I moved to Lisbon last week" in t for t in answer["read_turns"])
+
+
 def test_round_robin_takes_every_category() -> None:
     items = ["a1", "a2", "a3", "b1", "c1", "c2"]
     assert round_robin(items, key=lambda s: s[0], limit=4) == ["a1", "a2", "b1", "c1"]
