@@ -66,7 +66,9 @@ from sleeptime_bench.stateful_protocol import (
     score_capped,
 )
 from sleeptime_bench.stateful_qa import (
+    COMBINE_MODES,
     NOTES_MODES,
+    CombineMode,
     Notes,
     NotesMode,
     NotesWriter,
@@ -90,6 +92,7 @@ __all__ = [
     "condition_name",
     "headline",
     "load_results",
+    "parse_combine",
     "parse_ints",
     "parse_range",
     "register",
@@ -142,6 +145,9 @@ class StatefulConfig:
     """Run ``k > 1`` on the first this many items only (``None``: all)."""
     k_verbosity: tuple[int, ...] | None = None
     """Verbosity levels for ``k > 1`` (``None``: the same as ``verbosity``)."""
+    combine: tuple[CombineMode, ...] = ("all",)
+    """How ``k > 1`` samples become one set of notes; each mode is its own condition family
+    (``sleeptime`` for ``all``, ``sleeptime-agreed``), answered from the same samples."""
     sleep_temperature: float = 0.7
     sleep_max_tokens: int = 400
     """Completion-token cap per sleep-time model call."""
@@ -170,6 +176,24 @@ class StatefulConfig:
     def k_levels(self) -> tuple[int, ...]:
         """Verbosity levels run with ``k > 1``."""
         return self.verbosity if self.k_verbosity is None else self.k_verbosity
+
+
+def parse_combine(text: str) -> tuple[CombineMode, ...]:
+    """``"all,agreed"`` -> ``("all", "agreed")``.
+
+    Raises:
+        ConfigurationError: An unknown mode.
+    """
+    modes: list[CombineMode] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part not in COMBINE_MODES:
+            raise ConfigurationError(
+                f"--combine: unknown mode {part!r} (choose from {', '.join(COMBINE_MODES)})"
+            )
+        modes.append(part)
+    if not modes:
+        raise ConfigurationError("--combine: give at least one mode")
+    return tuple(dict.fromkeys(modes))
 
 
 def parse_ints(text: str) -> tuple[int, ...]:
@@ -210,9 +234,22 @@ def parse_range(text: str) -> tuple[int, ...]:
     return tuple(range(a, b + 1))
 
 
-def condition_name(k: int | None, verbosity: int) -> str:
-    """``baseline-v<L>`` (``k=None``) or ``sleeptime-k<K>-v<L>``."""
-    return f"baseline-v{verbosity}" if k is None else f"sleeptime-k{k}-v{verbosity}"
+def condition_name(k: int | None, verbosity: int, combine: CombineMode = "all") -> str:
+    """The condition's name: ``baseline-v<L>``, ``sleeptime-k<K>-v<L>``, ``sleeptime-agreed-...``.
+
+    ``k=None`` is the baseline; ``k > 1`` samples combined another way than ``all`` are the
+    ``sleeptime-<combine>-k<K>-v<L>`` family.
+    """
+    if k is None:
+        return f"baseline-v{verbosity}"
+    return f"{_family(k, combine)}-k{k}-v{verbosity}"
+
+
+def _family(k: int | None, combine: CombineMode) -> str:
+    if k is None:
+        return "baseline"
+    # One sample is the same notes however samples are combined.
+    return "sleeptime" if combine == "all" or k <= 1 else f"sleeptime-{combine}"
 
 
 def _sample_key(j: int) -> str:
@@ -230,6 +267,7 @@ class _Unit:
     sample: int | None = None
     k: int | None = None
     verbosity: int = 0
+    combine: CombineMode = "all"
 
 
 @dataclass
@@ -293,19 +331,19 @@ class _Runner:
             self.notes[(item.id, j)] = record
 
     async def answer(self, unit: _Unit) -> None:
-        item, k, v = unit.item, unit.k, unit.verbosity
+        item, k, v, combine = unit.item, unit.k, unit.verbosity, unit.combine
         samples: list[ResultRecord] = []
         if k is not None:
             samples = [self.notes[(item.id, j)] for j in range(k) if (item.id, j) in self.notes]
             if len(samples) < k:
                 return  # a sample failed this run: the condition is retried on the next run
-        notes = combine_notes([s.prediction for s in samples]) if samples else None
+        notes = combine_notes([s.prediction for s in samples], combine) if samples else None
         cap = self.cfg.max_tokens[v] if v < len(self.cfg.max_tokens) else None
         base: dict[str, Any] = {
             "item_id": item.id,
-            "condition": condition_name(k, v),
+            "condition": condition_name(k, v, combine),
             "benchmark": self.cfg.bench,
-            "family": "baseline" if k is None else "sleeptime",
+            "family": _family(k, combine),
             "verbosity": v,
             "k": k,
             "gold": item.answer,
@@ -395,10 +433,12 @@ def _plan(
             if (item.id, _sample_key(j)) not in done_samples:
                 units.append(_Unit(item, sample=j))
 
-    def add_answers(item: StatefulItem, k: int | None, levels: Iterable[int]) -> None:
+    def add_answers(
+        item: StatefulItem, k: int | None, levels: Iterable[int], combine: CombineMode = "all"
+    ) -> None:
         for v in levels:
-            if (item.id, condition_name(k, v)) not in done_answers:
-                units.append(_Unit(item, k=k, verbosity=v))
+            if (item.id, condition_name(k, v, combine)) not in done_answers:
+                units.append(_Unit(item, k=k, verbosity=v, combine=combine))
 
     # Items go in chunks: the chunk's sleep-time runs back to back (they share the long
     # instruction prefix in llama.cpp's cache), then its answers item by item (the verbosity
@@ -419,7 +459,8 @@ def _plan(
                 add_samples(item, max(more), start=1 if k1 else 0)
             for item in chunk:
                 for k in more:
-                    add_answers(item, k, cfg.k_levels)
+                    for combine in cfg.combine:
+                        add_answers(item, k, cfg.k_levels, combine)
     return units
 
 
@@ -748,8 +789,9 @@ def write_stateful_report(
             "loop) over the samples a condition uses (prompt tokens in "
             "mean_sleeptime_prompt_tokens)",
             "k_combination": "samples 0..k-1 nested (sample 0 greedy, the rest at "
-            "sleep_temperature); the results most samples agree on first, then the notes "
-            "concatenated in order, duplicate lines dropped",
+            "sleep_temperature); 'all' (family sleeptime): the results most samples agree on "
+            "first, then the notes concatenated in order, duplicate lines dropped; 'agreed' "
+            "(family sleeptime-agreed): the agreed lines only, else the greedy sample's notes",
             "prompt_tuning": "prompts tuned on GSM-Symbolic P2 templates 0-24 only",
             "tuning_run": cfg.tuning,
             "scoring": "a cut-off answer (completion tokens = cap) counts only with an explicit "
@@ -948,6 +990,13 @@ def register(sub: Any) -> None:
         p.add_argument("--k-limit", type=int, default=None, help="run k > 1 on the first N items")
         p.add_argument("--k-verbosity", default=None, help="verbosity levels for k > 1")
         p.add_argument(
+            "--combine",
+            default="all",
+            help="how k > 1 samples become one set of notes, comma-separated for several: "
+            "'all' (agreed results first, then every sample's lines; the default) or 'agreed' "
+            "(only the results most samples reached; conditions sleeptime-agreed-k<K>-v<L>)",
+        )
+        p.add_argument(
             "--sleep-temperature", type=float, default=0.7, help="temperature of samples 1.."
         )
         p.add_argument(
@@ -1014,6 +1063,7 @@ def config_from_args(args: argparse.Namespace) -> StatefulConfig:
         max_tokens=caps,
         k_limit=args.k_limit,
         k_verbosity=parse_ints(args.k_verbosity) if args.k_verbosity else None,
+        combine=parse_combine(args.combine),
         sleep_temperature=args.sleep_temperature,
         sleep_max_tokens=args.sleep_max_tokens,
         notes=args.notes,

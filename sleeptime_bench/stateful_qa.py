@@ -17,7 +17,9 @@ Scaled sleep-time compute (``k`` notes per context) is combined by :func:`combin
 first the lines whose computed number a majority of the ``k`` analyses reached (agreement on
 the quantities, the combination the paper's scaling needs), then the ``k`` blocks concatenated
 in sample order with duplicate lines dropped, so agreeing samples cost little extra prompt and
-disagreeing ones are all shown to the primary.
+disagreeing ones are all shown to the primary (``all``). The ``agreed`` combination shows only
+the agreed lines, as short as one sample's notes: at ``k = 5`` the ``all`` notes held the gold
+number more often (35% vs 22.5% at ``k = 1``) but the 1.5B primary did not use the longer notes.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ from sleeptime_bench import prompts
 from sleeptime_bench.stateful_program import program_notes
 
 __all__ = [
+    "COMBINE_MODES",
     "NOTES_MODES",
     "SLEEPTIME_TOOLS",
     "NotesMode",
     "Answer",
+    "CombineMode",
     "Notes",
     "NotesWriter",
     "answer_messages",
@@ -58,6 +62,9 @@ __all__ = [
 SLEEPTIME_TOOLS = ("memory_rethink", "memory_finish_edits")
 
 NotesMode = Literal["edit-loop", "analysis", "program"]
+#: How ``k`` samples become one set of notes (:func:`combine_notes`).
+CombineMode = Literal["all", "agreed"]
+COMBINE_MODES: tuple[CombineMode, ...] = ("all", "agreed")
 #: How the sleep-time step's output becomes the notes (``--notes``).
 NOTES_MODES: tuple[NotesMode, ...] = ("edit-loop", "analysis", "program")
 
@@ -207,22 +214,26 @@ class NotesWriter:
         )
 
 
-def combine_notes(notes: list[str]) -> str:
-    """Combine ``k`` independent notes into one ``c'``: agreed results, then every sample.
+def combine_notes(notes: list[str], mode: CombineMode = "all") -> str:
+    """Combine ``k`` independent notes into one ``c'``.
 
-    The results most samples reached come first (:func:`agreed_lines`); then the samples are
-    concatenated with duplicate lines dropped. Lines are compared after collapsing whitespace
-    and case, so two samples that computed the same quantity the same way show it once, and
-    samples that disagree all show their line.
+    ``all``: the results most samples reached come first (:func:`agreed_lines`); then the
+    samples are concatenated with duplicate lines dropped. Lines are compared after collapsing
+    whitespace and case, so two samples that computed the same quantity the same way show it
+    once, and samples that disagree all show their line. ``agreed``: the agreed lines only; when
+    the samples agree on nothing, the greedy sample's notes (the ``k = 1`` notes).
 
     Args:
-        notes: The notes of each sleep-time sample, in sample order.
+        notes: The notes of each sleep-time sample, in sample order (sample 0 greedy).
+        mode: ``all`` or ``agreed``.
 
     Returns:
         The combined notes (a single sample's notes come back unchanged).
     """
     if len(notes) == 1:
         return notes[0]
+    if mode == "agreed":
+        return "\n".join(agreed_lines(notes)) or notes[0]
     seen: set[str] = set()
     parts: list[str] = []
     agreed = agreed_lines(notes)

@@ -11,6 +11,7 @@ import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from sleeptime_agent.cli import main
+from sleeptime_agent.errors import ConfigurationError
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
 from sleeptime_bench import amortization, predictability, prompts, stateful
 from sleeptime_bench.results import ConditionSummary, ResultsFile
@@ -257,6 +258,44 @@ def test_combine_notes_drops_duplicate_lines() -> None:
         "[notes 1]\na = 1\nb = 2\n[notes 2]\nc = 3"
     )
     assert agreed_lines(["x = 5", "y = 6", "z = 7"]) == []
+
+    # ``agreed``: only the lines most samples reached; no agreement -> the greedy sample.
+    assert combine_notes(["a = 1\nb = 2", "A =  1\nc = 3", "b = 2"], "agreed") == "a = 1\nb = 2"
+    assert combine_notes(["x = 5\ny = 1", "z = 7"], "agreed") == "x = 5\ny = 1"
+    assert combine_notes(["x = 5"], "agreed") == "x = 5"
+
+
+def test_parse_combine_refuses_an_unknown_mode() -> None:
+    assert stateful.parse_combine("all, agreed,all") == ("all", "agreed")
+    with pytest.raises(ConfigurationError, match="unknown mode 'vote'"):
+        stateful.parse_combine("all,vote")
+
+
+def test_an_agreed_combination_is_answered_from_the_same_samples(
+    data: Path, tmp_path: Path, models: _Models
+) -> None:
+    out = tmp_path / "gsm"
+    argv = ["bench", "stateful-gsm", "--limit", "1", "--data", str(data), "--out", str(out)]
+    argv += ["--verbosity", "0", "--k", "1,2"]
+    assert main(argv) == 0
+    before = models.calls
+    # Adding the mode later answers its conditions only: no sleep-time sample is drawn again.
+    assert main([*argv, "--combine", "all,agreed"]) == 0
+    assert models.calls == before + 1
+    report = _report(out / "stateful-gsm.json")
+    rows = report["scaling_subset"]["conditions"]
+    agreed, every = rows["sleeptime-agreed-k2-v0"], rows["sleeptime-k2-v0"]
+    assert agreed["family"] == "sleeptime-agreed" and agreed["accuracy"] == 1.0
+    answers = [json.loads(x) for x in (out / "answers.jsonl").read_text().splitlines()]
+    chars = {a["condition"]: a["notes_chars"] for a in answers}
+    # Both samples agree on every result: the agreed notes are those lines, without the
+    # "[notes 1]" repetition the 'all' combination adds.
+    assert chars["sleeptime-agreed-k2-v0"] < chars["sleeptime-k2-v0"]
+    assert chars["sleeptime-agreed-k2-v0"] == len("Total = 7\nRice left = 1.5\nSquare = 36")
+    assert every["accuracy"] == 1.0
+    assert report["protocol"]["combine"] == ["all", "agreed"]
+    # The headline stays on the 'all' family.
+    assert report["headline"]["sleeptime"]["condition"] == "sleeptime-k1-v0"
 
 
 def test_answer_prompt_puts_instruction_last() -> None:
