@@ -40,21 +40,30 @@ MODEL_SAMPLES = "model-samples"
 EXCLUDED = ("adversarial",)
 
 
-def setting_value(settings: dict[str, Any], x: str) -> float:
+def setting_value(settings: dict[str, Any], x: str, missing: float | None = None) -> float:
     """The run's value of the swept setting.
 
     ``model-samples`` is the number of model samples per ingested message: ``--samples`` when
     the pipeline calls the model (``--keywords`` or ``--facts``), else 0.
 
+    Args:
+        settings: The report's ``settings``.
+        x: :data:`MODEL_SAMPLES` or a settings key (``-`` or ``_``).
+        missing: The value of a run whose report predates the setting (``None``: refuse).
+
     Raises:
-        ConfigurationError: The report has no such setting.
+        ConfigurationError: The report has no such setting and no ``missing`` value is given.
     """
     if x == MODEL_SAMPLES:
         calls = settings.get("keywords") or settings.get("facts")
         return float(settings.get("samples", 1)) if calls else 0.0
     value = settings.get(x.replace("-", "_"))
+    if value is None and missing is not None:
+        return missing
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ConfigurationError(f"--x {x}: the run's settings have no number {x!r}")
+        raise ConfigurationError(
+            f"--x {x}: the run's settings have no number {x!r} (older run? give --x-missing)"
+        )
     return float(value)
 
 
@@ -85,6 +94,7 @@ def curve_point(
     x: str,
     reference: dict[str, float] | None,
     label: str | None = None,
+    missing: float | None = None,
 ) -> dict[str, Any]:
     """One run's point: setting, score with interval, paired difference, cost to build.
 
@@ -94,6 +104,7 @@ def curve_point(
         x: The swept setting (:data:`MODEL_SAMPLES` or a settings key).
         reference: The reference run's score per question (``None``: this is the reference).
         label: Shown in the table and plot (default: the directory name).
+        missing: The setting's value for a run whose report predates it.
 
     Raises:
         ConfigurationError: Not a run of ``benchmark``, or it has no ``sleeptime`` answers.
@@ -111,7 +122,7 @@ def curve_point(
         "label": label or directory.name,
         "directory": str(directory),
         "command": report.get("command"),
-        "x": setting_value(report.get("settings") or {}, x),
+        "x": setting_value(report.get("settings") or {}, x, missing),
         "n": len(values),
         "complete": bool(report.get("complete")),
         "mean": sum(values) / len(values),
@@ -187,6 +198,7 @@ def run_curve(
     runs: list[tuple[Path, str | None]],
     out: Path,
     x: str = MODEL_SAMPLES,
+    missing: float | None = None,
 ) -> Path:
     """Write ``curve.json``, ``curve.md`` and ``curve.png`` under ``out``; return the JSON path.
 
@@ -194,8 +206,8 @@ def run_curve(
         ConfigurationError: A directory is not a run of ``benchmark`` or has no answers.
     """
     _, ref_scores = _load(reference, benchmark)
-    ref = curve_point(reference, benchmark, x, None)
-    points = [curve_point(d, benchmark, x, ref_scores, label) for d, label in runs]
+    ref = curve_point(reference, benchmark, x, None, missing=missing)
+    points = [curve_point(d, benchmark, x, ref_scores, label, missing) for d, label in runs]
     points.sort(key=lambda p: p["x"])
     data: dict[str, Any] = {
         "benchmark_name": benchmark,
@@ -260,11 +272,19 @@ def register(sub: Any) -> None:
         help=f"the swept setting: {MODEL_SAMPLES} (model samples per ingested message, "
         "0 = code only; the default) or a numeric key of the report's settings, e.g. rag_k",
     )
+    p.add_argument(
+        "--x-missing",
+        type=float,
+        default=None,
+        help="the setting's value in runs whose report predates it (e.g. 10 for recall_k)",
+    )
     p.add_argument("--out", required=True, type=Path, help="output directory")
 
     def command(args: argparse.Namespace) -> int:
         runs = [_run_arg(v) for v in args.runs]
-        path = run_curve(args.benchmark, args.reference, runs, args.out, x=args.x)
+        path = run_curve(
+            args.benchmark, args.reference, runs, args.out, x=args.x, missing=args.x_missing
+        )
         print(f"report: {path}")  # noqa: T201 - the CLI's own output
         return 0
 

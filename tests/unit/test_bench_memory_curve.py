@@ -63,6 +63,8 @@ def test_setting_value_counts_model_samples_only_when_the_pipeline_calls_the_mod
     assert setting_value({"rag_k": 10}, "rag-k") == 10
     with pytest.raises(ConfigurationError, match="no number"):
         setting_value({"keywords": True}, "recall-k")
+    assert setting_value({"keywords": True}, "recall-k", missing=10) == 10
+    assert setting_value({"recall_k": 20}, "recall-k", missing=10) == 20
 
 
 def test_the_curve_pairs_each_run_with_the_reference(tmp_path: Path) -> None:
