@@ -264,11 +264,12 @@ def plot_setting_curve(
 ) -> Path:
     """Score vs a swept setting, one point per run with its interval, baselines as lines.
 
-    Each point is labelled with its sleep-time tokens per ingested message, so the price of a
-    point reads off the plot.
+    Each point is labelled with its sleep-time tokens per ingested message and its prompt tokens
+    per question, so the price of a point reads off the plot.
 
     Args:
-        points: ``x``, ``mean``, ``ci95`` and ``sleeptime_tokens_per_message`` of each run.
+        points: ``x``, ``mean``, ``ci95``, ``sleeptime_tokens_per_message`` and (optional)
+            ``prompt_tokens_per_question`` of each run.
         baselines: Other conditions' scores (e.g. raw-turn RAG), drawn as dashed lines.
         path: Where to write the PNG.
         xlabel: The swept setting.
@@ -291,8 +292,10 @@ def plot_setting_curve(
     ]
     ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label="sleeptime")
     for x, y, p in zip(xs, ys, ordered, strict=True):
+        prompt = p.get("prompt_tokens_per_question")
         ax.annotate(
-            f"{float(p.get('sleeptime_tokens_per_message', 0.0)):.0f} tok/msg",
+            f"{float(p.get('sleeptime_tokens_per_message', 0.0)):.0f} sleep tok/msg"
+            + ("" if prompt is None else f"\n{float(prompt):.0f} prompt tok/q"),
             (x, y),
             textcoords="offset points",
             xytext=(6, 6),
