@@ -708,18 +708,24 @@ def _order(summary: dict[str, ConditionSummary]) -> dict[str, ConditionSummary]:
 
 
 def _gold_in_notes(
-    items: Sequence[StatefulItem], samples: Sequence[ResultRecord], ks: Sequence[int]
+    items: Sequence[StatefulItem],
+    samples: Sequence[ResultRecord],
+    ks: Sequence[int],
+    combine: CombineMode = "all",
 ) -> dict[str, Any]:
-    """Per ``k``: share of items with ``k`` samples whose notes mention the gold number."""
+    """Per ``k``: share of items with ``k`` samples whose combined notes mention the gold."""
     notes: dict[tuple[str, int], str] = {}
     for r in samples:
         notes[(r.item_id, int(r.condition.split("-")[1]))] = r.prediction
     out: dict[str, Any] = {}
     for k in sorted(set(ks)):
         have = [it for it in items if all((it.id, j) in notes for j in range(k))]
-        hits = sum(
-            1 for it in have if any(mentions_number(notes[(it.id, j)], it.answer) for j in range(k))
-        )
+        hits = 0
+        for it in have:
+            texts = [notes[(it.id, j)] for j in range(k)]
+            # 'all' shows every sample; its "[notes N]" headers would count as numbers.
+            shown = texts if combine == "all" else [combine_notes(texts, combine)]
+            hits += any(mentions_number(t, it.answer) for t in shown)
         out[f"k{k}"] = {"n": len(have), "share": hits / len(have) if have else None}
     return out
 
@@ -833,6 +839,16 @@ def write_stateful_report(
             )
             if more
             else None,
+            # What the agreed combination keeps of that coverage.
+            **(
+                {
+                    "gold_in_notes_k_subset_agreed": _gold_in_notes(
+                        [it for it in items if it.id in k_set], samples, sorted(cfg.ks), "agreed"
+                    )
+                }
+                if more and "agreed" in cfg.combine
+                else {}
+            ),
         },
         "timing": {
             "this_invocation_s": elapsed_s,

@@ -294,6 +294,8 @@ def test_an_agreed_combination_is_answered_from_the_same_samples(
     assert chars["sleeptime-agreed-k2-v0"] == len("Total = 7\nRice left = 1.5\nSquare = 36")
     assert every["accuracy"] == 1.0
     assert report["protocol"]["combine"] == ["all", "agreed"]
+    agreed_cover = report["sleeptime_samples"]["gold_in_notes_k_subset_agreed"]
+    assert agreed_cover["k2"] == {"n": 1, "share": 1.0}
     # The headline stays on the 'all' family.
     assert report["headline"]["sleeptime"]["condition"] == "sleeptime-k1-v0"
 
