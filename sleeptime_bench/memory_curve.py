@@ -110,13 +110,26 @@ def curve_point(
         ConfigurationError: Not a run of ``benchmark``, or it has no ``sleeptime`` answers.
     """
     report, scores = _load(directory, benchmark)
+    return _point(directory, report, scores, x, reference, label, missing)
+
+
+def _point(
+    directory: Path,
+    report: dict[str, Any],
+    scores: dict[str, float],
+    x: str,
+    reference: dict[str, float] | None,
+    label: str | None,
+    missing: float | None,
+) -> dict[str, Any]:
     if not scores:
         raise ConfigurationError(f"{directory}: no answered sleeptime questions")
     values = list(scores.values())
     ingestion = report.get("sleeptime_ingestion") or {}
     dialogues = ingestion.get("per_dialogue") or []
     messages = sum(int(d.get("messages", 0)) for d in dialogues)
-    tokens = sum(int(d.get("input_tokens", 0)) + int(d.get("output_tokens", 0)) for d in dialogues)
+    output = sum(int(d.get("output_tokens", 0)) for d in dialogues)
+    tokens = output + sum(int(d.get("input_tokens", 0)) for d in dialogues)
     overall = (report.get("conditions") or {}).get("sleeptime", {}).get("overall", {})
     return {
         "label": label or directory.name,
@@ -129,17 +142,14 @@ def curve_point(
         "ci95": list(_mean_interval(values)),
         "vs_reference": (None if reference is None else paired_difference(scores, reference)),
         "sleeptime_tokens_per_message": tokens / messages if messages else 0.0,
-        "sleeptime_output_tokens_per_message": (
-            sum(int(d.get("output_tokens", 0)) for d in dialogues) / messages if messages else 0.0
-        ),
+        "sleeptime_output_tokens_per_message": output / messages if messages else 0.0,
         "sleeptime_wall_s": sum(float(d.get("wall_time_s", 0.0)) for d in dialogues),
         "ingested_messages": messages,
         "prompt_tokens_per_question": overall.get("mean_prompt_tokens"),
     }
 
 
-def _baselines(reference: Path, benchmark: str) -> dict[str, float]:
-    report = json.loads((reference / f"{benchmark}.json").read_text(encoding="utf-8"))
+def _baselines(report: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, entry in (report.get("conditions") or {}).items():
         overall = entry.get("overall", {})
@@ -205,8 +215,8 @@ def run_curve(
     Raises:
         ConfigurationError: A directory is not a run of ``benchmark`` or has no answers.
     """
-    _, ref_scores = _load(reference, benchmark)
-    ref = curve_point(reference, benchmark, x, None, missing=missing)
+    ref_report, ref_scores = _load(reference, benchmark)
+    ref = _point(reference, ref_report, ref_scores, x, None, None, missing)
     points = [curve_point(d, benchmark, x, ref_scores, label, missing) for d, label in runs]
     points.sort(key=lambda p: p["x"])
     data: dict[str, Any] = {
@@ -216,7 +226,7 @@ def run_curve(
         "excluded_categories": list(EXCLUDED),
         "reference": ref,
         "runs": points,
-        "baselines": _baselines(reference, benchmark),
+        "baselines": _baselines(ref_report),
         "notes": [
             "Intervals: bootstrap over questions (2,000 resamples, seed 0); the paired "
             "difference resamples the questions both runs answered.",

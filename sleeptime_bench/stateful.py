@@ -762,6 +762,12 @@ def write_stateful_report(
     full = {c: s for c, s in summary.items() if s.n_scored == len(ids) or not more}
     k_set = set(k_ids)
     subset_answers = [r for r in answers if r.item_id in k_set]
+    k_items = [it for it in items if it.id in k_set]
+    agreed_cover = (
+        {"gold_in_notes_k_subset_agreed": _gold_in_notes(k_items, samples, cfg.ks, "agreed")}
+        if more and "agreed" in cfg.combine
+        else {}
+    )
     subset = _order(summarize(r for r in subset_answers if r.verbosity in cfg.k_levels))
     plots = [str(plot_pareto(full or summary, cfg.out / "pareto.png", _title(cfg, len(ids))))]
     if more:
@@ -834,21 +840,11 @@ def write_stateful_report(
             # primary can gain from c' at a low budget.
             "gold_in_notes": _gold_in_notes(items, samples, [k for k in cfg.ks if k >= 1]),
             # The same on the k > 1 subset for every k, so the shares compare like with like.
-            "gold_in_notes_k_subset": _gold_in_notes(
-                [it for it in items if it.id in k_set], samples, sorted(cfg.ks)
-            )
+            "gold_in_notes_k_subset": _gold_in_notes(k_items, samples, sorted(cfg.ks))
             if more
             else None,
             # What the agreed combination keeps of that coverage.
-            **(
-                {
-                    "gold_in_notes_k_subset_agreed": _gold_in_notes(
-                        [it for it in items if it.id in k_set], samples, sorted(cfg.ks), "agreed"
-                    )
-                }
-                if more and "agreed" in cfg.combine
-                else {}
-            ),
+            **agreed_cover,
         },
         "timing": {
             "this_invocation_s": elapsed_s,
