@@ -143,7 +143,7 @@ def plot_scaling(summary: Summary, path: str | Path, title: str | None = None) -
     fig, ax = _new_figure(
         title or "Scaling sleep-time compute", "k (parallel sleep-time runs)", "accuracy"
     )
-    lines: dict[str, list[ConditionSummary]] = {}
+    lines: dict[tuple[str, int | None], list[ConditionSummary]] = {}
     flat: list[ConditionSummary] = []
     for e in _entries(summary):
         if e.accuracy is None:
@@ -151,27 +151,34 @@ def plot_scaling(summary: Summary, path: str | Path, title: str | None = None) -
         if e.k is None:
             flat.append(e)
             continue
-        label = family_of(e) + (f" v{e.verbosity}" if e.verbosity is not None else "")
-        lines.setdefault(label, []).append(e)
-    colors: dict[int | None, Any] = {}
+        lines.setdefault((family_of(e), e.verbosity), []).append(e)
+    # One colour per budget, one line style per family: a budget's families (e.g. k samples
+    # combined "all" vs "agreed") and its baseline read as one group.
+    budgets = sorted({v for _, v in lines} | {e.verbosity for e in flat}, key=lambda v: v or 0)
+    colors = {v: f"C{i % 10}" for i, v in enumerate(budgets)}
+    styles = {f: ("-", "--", "-.")[i % 3] for i, f in enumerate(sorted({f for f, _ in lines}))}
+    markers = {f: ("o", "s", "^")[i % 3] for i, f in enumerate(sorted(styles))}
     all_ks: set[int] = set()
-    for label, entries in sorted(lines.items()):
+    for (family, verbosity), entries in sorted(
+        lines.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)
+    ):
         entries.sort(key=lambda e: e.k or 0)
         ks = [e.k or 0 for e in entries]
         all_ks.update(ks)
-        drawn = ax.errorbar(
+        ax.errorbar(
             ks,
             [float(e.accuracy or 0.0) for e in entries],
             yerr=_errorbars(entries),
-            marker="o",
+            marker=markers[family],
+            linestyle=styles[family],
+            color=colors[verbosity],
             capsize=3,
-            label=label,
+            label=family + (f" v{verbosity}" if verbosity is not None else ""),
         )
-        colors.setdefault(entries[0].verbosity, drawn.lines[0].get_color())
-    for e in flat:  # a baseline shares the colour of the sleep-time line at its verbosity
+    for e in flat:  # a baseline shares the colour of the sleep-time lines at its verbosity
         ax.axhline(
             float(e.accuracy or 0.0),
-            linestyle="--",
+            linestyle=":",
             linewidth=1,
             color=colors.get(e.verbosity, "grey"),
             label=e.condition,
