@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
@@ -86,6 +86,9 @@ class ReadOptions:
     """Recall by embedding."""
     bm25: bool = True
     """Recall by BM25."""
+    recall_order: Literal["time", "relevance"] = "time"
+    """Order of the recalled turns: ``time`` (oldest first, so dates read in order) or
+    ``relevance`` (the best match last, next to the question)."""
     tail: bool = True
     """The messages the sleep-time agent has not consolidated yet."""
     token_budget: int = 1500
@@ -114,7 +117,9 @@ class MemoryView:
     facts: list[Fact] = field(default_factory=list)
     """Top-k dated facts for the query, most relevant first."""
     recalled: list[RecallHit] = field(default_factory=list)
-    """Top-k consolidated turns for the query, oldest first."""
+    """Top-k consolidated turns for the query, in ``recall_order``."""
+    recall_order: Literal["time", "relevance"] = "time"
+    """How ``recalled`` is ordered (see :attr:`ReadOptions.recall_order`)."""
 
     def render_blocks(self) -> str:
         """Blocks as tagged text; stable blocks first so a prefix cache can reuse them."""
@@ -131,7 +136,8 @@ class MemoryView:
             out += prompts.PRIMARY_FACTS.format(facts=lines)
         if self.recalled:
             lines = "\n".join(h.line for h in self.recalled)
-            out += prompts.PRIMARY_RECALL.format(turns=lines)
+            order = prompts.PRIMARY_RECALL_ORDER[self.recall_order]
+            out += prompts.PRIMARY_RECALL.format(order=order, turns=lines)
         return out
 
     def render(self, persona_fallback: str = prompts.PERSONA_DEFAULT) -> str:
@@ -302,7 +308,8 @@ def _within_budget(
 ) -> MemoryView:
     """``view`` with the facts and recalled turns that fit the budget (least relevant dropped).
 
-    The recalled turns are shown oldest first, so that dates read in order. Full blocks never
+    The recalled turns are shown in ``opts.recall_order``: oldest first, so that dates read in
+    order, or the best match last, next to the question. Full blocks never
     crowd retrieval out: facts and turns always get at least ``retrieval_share`` of the budget.
     """
     budget = int(opts.token_budget * opts.chars_per_token)
@@ -327,9 +334,18 @@ def _within_budget(
             break
         kept.append(RecallHit(hit.seq, line, hit.date, hit.speaker, hit.score))
         used += size
-    kept.sort(key=lambda h: h.seq)
+    if opts.recall_order == "time":
+        kept.sort(key=lambda h: h.seq)
+    else:
+        kept.reverse()  # best first -> best last
     return MemoryView(
-        view.blocks, view.notes, view.pending, view.cursor, facts=kept_facts, recalled=kept
+        view.blocks,
+        view.notes,
+        view.pending,
+        view.cursor,
+        facts=kept_facts,
+        recalled=kept,
+        recall_order=opts.recall_order,
     )
 
 

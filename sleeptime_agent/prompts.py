@@ -113,6 +113,7 @@ __all__ += [
     "PIPELINE_MESSAGE",
     "PRIMARY_FACTS",
     "PRIMARY_RECALL",
+    "PRIMARY_RECALL_ORDER",
 ]
 
 #: Dated facts the sleep-time agent wrote, after the blocks (the primary's ``{notes}`` slot).
@@ -121,14 +122,18 @@ Dated facts from earlier conversations (when two disagree, the later one holds):
 {facts}
 """
 
-#: Recalled turns, oldest first. The dates are what lets a small model answer "when" questions:
-#: A-Mem's dates lifted LoCoMo temporal F1 from 4 to 24 with a 1.5B model.
+#: Recalled turns, in the order of ``ReadOptions.recall_order``. The dates are what lets a small
+#: model answer "when" questions: A-Mem's dates lifted LoCoMo temporal F1 from 4 to 24 with a
+#: 1.5B model.
 PRIMARY_RECALL = """
-Earlier messages that may matter now, oldest first. Each starts with the date it was said; \
+Earlier messages that may matter now, {order}. Each starts with the date it was said; \
 a relative date such as "yesterday" is followed by the date it means. When asked when \
 something happened, answer with that date.
 {turns}
 """
+
+#: How ``PRIMARY_RECALL`` names each order of the recalled turns.
+PRIMARY_RECALL_ORDER = {"time": "oldest first", "relevance": "the most relevant last"}
 
 #: One message for a pipeline call, already attributed, dated and in the third person (by code).
 PIPELINE_MESSAGE = "Message said on {day}:\n{line}"

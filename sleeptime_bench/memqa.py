@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -200,6 +200,8 @@ class MemoryBenchConfig:
     """Sleep-time read: turns said just after each recalled question, shown with it."""
     recall_k: int = ReadOptions.recall_k
     """Sleep-time read: raw turns recalled by the hybrid search."""
+    recall_order: Literal["time", "relevance"] = ReadOptions.recall_order
+    """Sleep-time read: recalled turns oldest first, or the best match last."""
     speaker_boost: bool = False
     """Sleep-time read: a question that names one speaker ranks that speaker's turns higher."""
     recall_focus: bool = ReadOptions.recall_focus
@@ -483,6 +485,7 @@ def _ingest_settings(cfg: MemoryBenchConfig) -> dict[str, Any]:
         "recall_before": cfg.recall_before,
         "recall_replies": cfg.recall_replies,
         "recall_k": cfg.recall_k,
+        "recall_order": cfg.recall_order,
         "speaker_boost": cfg.speaker_boost,
         "recall_focus": cfg.recall_focus,
     }
@@ -563,6 +566,7 @@ async def _ingest(
             recall_before=cfg.recall_before,
             recall_replies=cfg.recall_replies,
             recall_k=cfg.recall_k,
+            recall_order=cfg.recall_order,
             speaker_boost=cfg.speaker_boost,
             recall_focus=cfg.recall_focus,
         ),
@@ -1449,6 +1453,13 @@ def add_options(
         f"{ReadOptions.recall_k})",
     )
     p.add_argument(
+        "--recall-order",
+        choices=("time", "relevance"),
+        default=ReadOptions.recall_order,
+        help="sleep-time read: show the recalled turns oldest first (time) or with the best "
+        f"match last, next to the question (relevance; default {ReadOptions.recall_order})",
+    )
+    p.add_argument(
         "--speaker-boost",
         action="store_true",
         help="sleep-time read: when a question names one speaker, rank that speaker's turns higher",
@@ -1520,6 +1531,7 @@ def config_from_args(
         recall_before=getattr(args, "recall_before", 0),
         recall_replies=getattr(args, "recall_replies", 0),
         recall_k=getattr(args, "recall_k", ReadOptions.recall_k),
+        recall_order=getattr(args, "recall_order", ReadOptions.recall_order),
         speaker_boost=getattr(args, "speaker_boost", False),
         recall_focus=getattr(args, "recall_focus", ReadOptions.recall_focus),
         recall_line=getattr(args, "recall_line", DEFAULT_RECALL_LINE),

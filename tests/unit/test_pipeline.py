@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Literal
 
 from sleeptime_agent import ChromaBlockStore, MemoryBlock
-from sleeptime_agent.memory import ReadOptions, SleeptimeMemory
+from sleeptime_agent.memory import MemoryView, ReadOptions, SleeptimeMemory
 from sleeptime_agent.pipeline.consolidator import PipelineConsolidator
 from sleeptime_agent.pipeline.dates import format_day, parse_date, resolve_relative
 from sleeptime_agent.pipeline.enrich import grounded
@@ -271,6 +272,29 @@ def test_recall_before_shows_the_question_a_recalled_reply_answers() -> None:
     # The reply's context: the question before it (the session header is not a turn).
     assert [h.seq for h in view.recalled] == [2, 3]
     assert "pottery workshop in Lisbon" in view.recalled[0].line
+
+
+def test_recall_order_relevance_puts_the_best_match_last_and_says_so() -> None:
+    def view(order: Literal["time", "relevance"]) -> MemoryView:
+        m = SleeptimeMemory(
+            _store(),
+            ScriptedChatModel(),
+            consolidation="pipeline",
+            read_options=ReadOptions(recall_k=3, recall_order=order),
+        )
+        m.record(NS, "t", "user", "The glazing class in Lisbon taught me raku firing.")
+        m.record(NS, "t", "user", "I bought a kiln for pottery.")
+        m.record(NS, "t", "user", "Pottery is relaxing.")
+        asyncio.run(m.consolidate_now(NS))
+        return m.read(NS, "Where did I learn raku firing in the glazing class?")
+
+    by_time, by_relevance = view("time"), view("relevance")
+    assert [h.seq for h in by_time.recalled] == sorted(h.seq for h in by_time.recalled)
+    assert len(by_relevance.recalled) == len(by_time.recalled) > 1
+    assert "raku" in by_relevance.recalled[-1].line  # the best match, next to the question
+    assert "raku" in by_time.recalled[0].line  # said first, so shown first by time
+    assert "oldest first" in by_time.render_notes()
+    assert "the most relevant last" in by_relevance.render_notes()
 
 
 def test_speaker_boost_prefers_the_turns_of_the_speaker_a_question_names() -> None:
