@@ -10,6 +10,7 @@ import json
 import sys
 
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 
 from sleeptime_agent import ChromaBlockStore
 from sleeptime_agent.graphs.chat import build_chat_graph
@@ -25,7 +26,7 @@ def main() -> None:
         sleeptime = scripted_model("scripted:memorize")  # speaks the tool loop
         memory = SleeptimeMemory(store, sleeptime, consolidation="tool-loop")
         graph = build_chat_graph(scripted_model("scripted:recall"), memory, checkpointer=saver)
-        config = {"configurable": {"user_id": user, "thread_id": thread}}
+        config: RunnableConfig = {"configurable": {"user_id": user, "thread_id": thread}}
         before = graph.get_state(config).values.get("messages", [])
         out = graph.invoke({"messages": [HumanMessage(text)]}, config)
         memory.scheduler.wait_idle_sync(120)  # let this turn's sleep-time run finish

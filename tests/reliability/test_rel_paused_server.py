@@ -45,4 +45,6 @@ def test_a_own_server_times_out_clearly_and_recovers(own_server: Any) -> None:
     assert f"{own_server.port}" in str(outcome[0])
 
     os.kill(own_server.proc.pid, signal.SIGCONT)
-    assert store.get_block(("ada",), "human").value == "Lives in Porto"
+    block = store.get_block(("ada",), "human")
+    assert block is not None
+    assert block.value == "Lives in Porto"

@@ -106,21 +106,31 @@ def _scripted(label: str, answer: str, fact: str) -> ScriptedChatModel:
     return ScriptedChatModel(replies=[reply], repeat_last=True)
 
 
+class FakeResolve:
+    """Stands in for ``memqa.resolve_model``: every model it makes is `_scripted` with the
+    current ``label``/``answer``/``fact`` (a test may change them) and kept in ``made``."""
+
+    def __init__(self) -> None:
+        self.label = "alice"
+        self.answer = "Tom"
+        self.fact = "Adopted a cat named Tom."
+        self.made: list[ScriptedChatModel] = []
+
+    def __call__(self, spec: Any, env_var: str = "") -> ScriptedChatModel:
+        self.made.append(_scripted(self.label, self.answer, self.fact))
+        return self.made[-1]
+
+
 @pytest.fixture
-def models(monkeypatch: pytest.MonkeyPatch) -> list[ScriptedChatModel]:
-    made: list[ScriptedChatModel] = []
-
-    def fake_resolve(spec: Any, env_var: str = "") -> ScriptedChatModel:
-        made.append(
-            _scripted(fake_resolve.label, fake_resolve.answer, fake_resolve.fact)  # type: ignore[attr-defined]
-        )
-        return made[-1]
-
-    fake_resolve.label = "alice"  # type: ignore[attr-defined]
-    fake_resolve.answer = "Tom"  # type: ignore[attr-defined]
-    fake_resolve.fact = "Adopted a cat named Tom."  # type: ignore[attr-defined]
+def resolver(monkeypatch: pytest.MonkeyPatch) -> FakeResolve:
+    fake_resolve = FakeResolve()
     monkeypatch.setattr(memqa, "resolve_model", fake_resolve)
-    return made
+    return fake_resolve
+
+
+@pytest.fixture
+def models(resolver: FakeResolve) -> list[ScriptedChatModel]:
+    return resolver.made
 
 
 def _calls(models: list[ScriptedChatModel]) -> int:
@@ -228,13 +238,15 @@ def test_locomo_resumes_after_an_error(
 
 
 def test_longmemeval_end_to_end_and_resume(
-    tmp_path: Path, models: list[ScriptedChatModel], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    models: list[ScriptedChatModel],
+    resolver: FakeResolve,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _lme_fixture(tmp_path / "data")
-    resolver = memqa.resolve_model
-    resolver.label = "human"  # type: ignore[attr-defined]
-    resolver.answer = "You live in Lisbon."  # type: ignore[attr-defined]
-    resolver.fact = "Moved to Lisbon."  # type: ignore[attr-defined]
+    resolver.label = "human"
+    resolver.answer = "You live in Lisbon."
+    resolver.fact = "Moved to Lisbon."
     out = tmp_path / "out"
     argv = ["bench", "longmemeval", "--data", str(tmp_path / "data"), "--out", str(out)]
     argv += ["--split", "oracle", "--limit", "2", "--cache-probe", "0"]
@@ -332,13 +344,9 @@ def test_paired_comparison_of_accuracy_uses_correct() -> None:
 
     # LongMemEval records carry ``correct`` and no score: 8 of 10 right against 3 of 10.
     records = [
-        ResultRecord(item_id=f"q{i}", condition="sleeptime", correct=i < 8)  # type: ignore[call-arg]
-        for i in range(10)
+        ResultRecord(item_id=f"q{i}", condition="sleeptime", correct=i < 8) for i in range(10)
     ]
-    records += [
-        ResultRecord(item_id=f"q{i}", condition="rag", correct=i < 3)  # type: ignore[call-arg]
-        for i in range(10)
-    ]
+    records += [ResultRecord(item_id=f"q{i}", condition="rag", correct=i < 3) for i in range(10)]
     (rag,) = paired_comparisons(records, ["sleeptime", "rag"], [])
     assert (rag["sleeptime_mean"], rag["other_mean"]) == (0.8, 0.3)
     assert abs(rag["difference"] - 0.5) < 1e-9

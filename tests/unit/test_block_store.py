@@ -21,8 +21,10 @@ from sleeptime_agent.storage.chroma import insert_if_absent
 NS = ("user-1",)
 
 
-def human(value: str = "Name: Ada", **kw: object) -> MemoryBlock:
-    return MemoryBlock(label="human", value=value, limit=100, description="about the user", **kw)
+def human(value: str = "Name: Ada", *, read_only: bool = False) -> MemoryBlock:
+    return MemoryBlock(
+        label="human", value=value, limit=100, description="about the user", read_only=read_only
+    )
 
 
 def test_create_then_update_bumps_version(block_store: ChromaBlockStore) -> None:

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, TypedDict
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
@@ -18,7 +19,7 @@ from sleeptime_agent.storage.block_store import ChromaBlockStore
 from sleeptime_agent.testing import ScriptedChatModel, tool_call
 
 
-def cfg(thread: str, user: str = "ada") -> dict[str, object]:
+def cfg(thread: str, user: str = "ada") -> RunnableConfig:
     return {"configurable": {"thread_id": thread, "user_id": user}}
 
 
@@ -208,7 +209,7 @@ async def test_async_turns_run_at_once_up_to_the_graph_limit() -> None:
         primary = ScriptedChatModel(replies=[slow_reply], repeat_last=True)
         graph = build_chat_graph(primary, mem, max_concurrent_turns=limit)
         turns = [
-            graph.ainvoke({"messages": [HumanMessage("hi")]}, cfg(f"t{i}", f"u{i}"))  # type: ignore[arg-type]
+            graph.ainvoke({"messages": [HumanMessage("hi")]}, cfg(f"t{i}", f"u{i}"))
             for i in range(users)
         ]
         await asyncio.gather(*turns)

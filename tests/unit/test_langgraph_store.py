@@ -11,9 +11,9 @@ import re
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +29,7 @@ from langgraph.store.base import (
     Item,
     ListNamespacesOp,
     MatchCondition,
+    NamespaceMatchType,
     PutOp,
     SearchItem,
     SearchOp,
@@ -406,9 +407,11 @@ def test_random_operations_agree(ops: list[tuple[Any, ...]]) -> None:
             )
         elif kind == "list":
             _, prefix, suffix, depth = op
-            conditions = [
-                MatchCondition(t, p) for t, p in (("prefix", prefix), ("suffix", suffix)) if p
-            ]
+            bounds: tuple[tuple[NamespaceMatchType, Any], ...] = (
+                ("prefix", prefix),
+                ("suffix", suffix),
+            )
+            conditions = [MatchCondition(t, p) for t, p in bounds if p]
             # InMemoryStore also lists namespaces that are empty now (a documented difference).
             reachable = {
                 ns[:depth] if depth else ns
@@ -479,6 +482,11 @@ def test_namespaces_never_leak() -> None:
                 ListNamespacesOp((MatchCondition("prefix", ns),), None, 1000, 0),
             ]
         )
+        # batch() types each result as the union over all ops; each op fixes its own.
+        get = cast(Item | None, get)
+        plain = cast(list[SearchItem], plain)
+        ranked = cast(list[SearchItem], ranked)
+        listed = cast(list[tuple[str, ...]], listed)
         assert get is not None and get.value["i"] == i and get.namespace == ns
         assert sorted(r.value["i"] for r in plain) == under
         assert sorted(r.value["i"] for r in ranked) == under
@@ -582,9 +590,9 @@ async def test_compiled_graph_uses_the_store_async() -> None:
 async def test_async_embedding_function_works_in_abatch() -> None:
     embedder = HashEmbeddings()
 
-    async def aembed(texts: list[str]) -> list[list[float]]:
+    async def aembed(texts: Sequence[str]) -> list[list[float]]:
         await asyncio.sleep(0)
-        return embedder.embed_documents(texts)
+        return embedder.embed_documents(list(texts))
 
     store = ChromaStore.ephemeral({"dims": DIMS, "embed": aembed, "fields": ["text"]})
     await store.aput(("u",), "a", {"text": "python"})

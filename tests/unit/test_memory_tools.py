@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 
 from sleeptime_agent.blocks import MemoryBlock, namespace_from_config
 from sleeptime_agent.errors import ConfigurationError
@@ -185,7 +186,7 @@ def test_langchain_tools_read_namespace_from_config(store: ChromaBlockStore) -> 
         "archival_memory_search",
     }
     assert "store" not in str(tools["memory_insert"].args)  # the store is never model-visible
-    cfg = {"configurable": {"user_id": "u1"}}
+    cfg: RunnableConfig = {"configurable": {"user_id": "u1"}}
     out = tools["memory_insert"].invoke({"label": "human", "new_str": "Likes tea"}, cfg)
     assert "inserted" in out and value(store).endswith("Likes tea")
     err = tools["memory_insert"].invoke({"label": "nope", "new_str": "x"}, cfg)
@@ -196,7 +197,7 @@ def test_langchain_tools_read_namespace_from_config(store: ChromaBlockStore) -> 
 
 async def test_langchain_tools_async(store: ChromaBlockStore) -> None:
     tools = {t.name: t for t in create_memory_tools(store)}
-    cfg = {"configurable": {"user_id": "u1"}}
+    cfg: RunnableConfig = {"configurable": {"user_id": "u1"}}
     out = await tools["memory_replace"].ainvoke(
         {"label": "human", "old_str": "Berlin", "new_str": "Lisbon"}, cfg
     )

@@ -78,6 +78,7 @@ def test_memory_crosses_threads_not_users_and_survives_a_restart(
             config={"configurable": {"user_id": ada}},
             raise_error=True,
         )
+        assert isinstance(typing, dict), typing  # the run's final values, not a list of them
         assert not typing.get("messages"), typing  # no reply, nothing said
         monday = (await client.threads.create(metadata={"user": ada}))["thread_id"]
         first = await turn(client, monday, ada, fact)
@@ -103,12 +104,16 @@ def test_memory_crosses_threads_not_users_and_survives_a_restart(
     async def after_restart() -> None:
         client = get_client(url=server.url)
         state = await client.threads.get_state(threads["monday"])
-        texts = [m["content"] for m in state["values"]["messages"]]
+        values = state["values"]
+        assert isinstance(values, dict), values  # the graph's state is a dict, not a list
+        texts = [m["content"] for m in values["messages"]]
         assert texts[0] == fact and len(texts) == 2, texts  # the thread survived the restart
         reply = await turn(client, threads["monday"], ada, "Do you remember me?")
         assert "teal" in reply, reply
         state = await client.threads.get_state(threads["monday"])
-        assert len(state["values"]["messages"]) == 4  # resumed, not restarted
+        values = state["values"]
+        assert isinstance(values, dict), values
+        assert len(values["messages"]) == 4  # resumed, not restarted
         reply = await turn(client, threads["other"], bob, "Anything new about me?")
         assert "teal" not in reply, reply
 
