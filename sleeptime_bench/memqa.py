@@ -167,6 +167,9 @@ class MemoryBenchConfig:
     conditions: tuple[str, ...] = CONDITIONS
     answer_tokens: int = 64
     """Completion-token cap of an answer."""
+    answer_style: Literal["direct", "quote"] = "direct"
+    """``direct``: the reply is the answer. ``quote``: the reply copies the evidence first and
+    the answer is what follows the last "Answer:" (every condition alike)."""
     context_tokens: int = 7400
     """Full-context budget: the history is cut to its most recent turns that fit. The default
     is the local model's whole window (8,192 tokens) less the answer, the question and a margin
@@ -486,6 +489,7 @@ def _ingest_settings(cfg: MemoryBenchConfig) -> dict[str, Any]:
         "recall_replies": cfg.recall_replies,
         "recall_k": cfg.recall_k,
         "recall_order": cfg.recall_order,
+        "answer_style": cfg.answer_style,
         "speaker_boost": cfg.speaker_boost,
         "recall_focus": cfg.recall_focus,
     }
@@ -668,11 +672,31 @@ class _DialogueContext:
     sleeptime_per_question: float
 
 
-def _user_text(dialogue: Dialogue, question: Question) -> str:
+def _user_text(dialogue: Dialogue, question: Question, style: str = "direct") -> str:
     today = prompts.BENCH_TODAY.format(date=question.today) if question.today else ""
-    return prompts.BENCH_ANSWER_USER.format(
-        instructions=dialogue.instructions, today=today, question=question.text
-    )
+    template = prompts.BENCH_QUOTE_ANSWER_USER if style == "quote" else prompts.BENCH_ANSWER_USER
+    return template.format(instructions=dialogue.instructions, today=today, question=question.text)
+
+
+_ANSWER_MARK = re.compile(r"answer\s*:", re.IGNORECASE)
+_EVIDENCE_MARK = re.compile(r"^\W*evidence\s*:", re.IGNORECASE)
+
+
+def quoted_answer(reply: str, *, cut_off: bool) -> str:
+    """The answer of a ``quote``-style reply: the text after its last "Answer:".
+
+    A reply without that mark is taken as an answer only if it ended on its own and holds
+    something besides the quoted evidence (its last line); a cut-off reply without it gets ""
+    so a half-copied quote is never scored as the answer.
+    """
+    marks = list(_ANSWER_MARK.finditer(reply))
+    if marks:
+        after = reply[marks[-1].end() :].strip()
+        return after.splitlines()[0].strip() if after else ""
+    lines = [ln.strip() for ln in reply.splitlines() if ln.strip()]
+    if cut_off or not lines or _EVIDENCE_MARK.match(lines[-1]):
+        return ""
+    return lines[-1]
 
 
 def _build_rag(dialogue: Dialogue, store: ChromaBlockStore, namespace: Namespace) -> None:
@@ -694,7 +718,7 @@ def _prompt(
     question: Question,
 ) -> tuple[list[BaseMessage], dict[str, Any]]:
     """The messages of one question under one condition, and what was read for them."""
-    user = _user_text(dialogue, question)
+    user = _user_text(dialogue, question, cfg.answer_style)
     if condition in ("sleeptime", PROBE_CONDITION):
         assert ctx.memory is not None and ctx.namespace is not None
         view = ctx.memory.read(ctx.namespace, query=question.text)
@@ -763,12 +787,17 @@ async def _answer(
         return ResultRecord.model_validate(
             {**base, "error": f"{type(exc).__name__}: {exc}"[:500], "wall_time_s": 0.0}
         )
-    value, correct = score(question, reply.text)
+    prediction = reply.text
+    if cfg.answer_style == "quote":
+        cut = reply.completion_tokens >= cfg.answer_tokens
+        prediction = quoted_answer(reply.text, cut_off=cut)
+        info = {**info, "reply": reply.text, "cut_off": cut}
+    value, correct = score(question, prediction)
     return ResultRecord.model_validate(
         {
             **base,
             **info,
-            "prediction": reply.text,
+            "prediction": prediction,
             "score": value,
             "correct": correct,
             "testtime_prompt_tokens": reply.prompt_tokens,
@@ -1387,7 +1416,19 @@ def add_options(
         default=",".join(CONDITIONS),
         help=f"comma-separated subset of {','.join(CONDITIONS)}",
     )
-    p.add_argument("--answer-tokens", type=int, default=64, help="answer completion-token cap")
+    p.add_argument(
+        "--answer-tokens",
+        type=int,
+        default=None,
+        help="answer completion-token cap (default 64; 128 with --answer-style quote)",
+    )
+    p.add_argument(
+        "--answer-style",
+        choices=("direct", "quote"),
+        default="direct",
+        help="direct: the reply is the answer (default). quote: every condition first copies "
+        "the message that answers, then answers after 'Answer:', which is what is scored",
+    )
     p.add_argument(
         "--context-tokens",
         type=int,
@@ -1517,7 +1558,8 @@ def config_from_args(
         out=Path(args.out),
         model=args.model,
         conditions=conditions,
-        answer_tokens=args.answer_tokens,
+        answer_tokens=args.answer_tokens or (128 if args.answer_style == "quote" else 64),
+        answer_style=args.answer_style,
         context_tokens=args.context_tokens,
         rag_k=args.rag_k,
         rag_chars=getattr(args, "rag_chars", 600),

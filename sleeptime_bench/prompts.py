@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BENCH_ANSWER_USER",
+    "BENCH_QUOTE_ANSWER_USER",
     "BENCH_FULL_CONTEXT_SYSTEM",
     "BENCH_LME_INSTRUCTIONS",
     "BENCH_LME_SLEEPTIME_SYSTEM",
@@ -189,6 +190,14 @@ BENCH_LME_INSTRUCTIONS = (
 
 BENCH_TODAY = "Today is {date}.\n"
 BENCH_ANSWER_USER = "{instructions}\n{today}Question: {question}\nAnswer:"
+#: ``--answer-style quote``: the model first copies the message that answers, then answers.
+#: Grounding the answer in a quoted line is meant to help a small reader pick the right line
+#: among the ten it is shown; the answer is the text after the last "Answer:".
+BENCH_QUOTE_ANSWER_USER = """\
+{instructions}
+Reply in two lines. First line: "Evidence:" and the words of the message above that answer \
+the question, copied. Second line: "Answer:" and the short answer.
+{today}Question: {question}"""
 
 BENCH_FULL_CONTEXT_SYSTEM = """\
 {persona}

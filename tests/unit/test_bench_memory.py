@@ -350,3 +350,36 @@ def test_paired_comparison_of_accuracy_uses_correct() -> None:
     (rag,) = paired_comparisons(records, ["sleeptime", "rag"], [])
     assert (rag["sleeptime_mean"], rag["other_mean"]) == (0.8, 0.3)
     assert abs(rag["difference"] - 0.5) < 1e-9
+
+
+def test_quote_style_scores_the_answer_after_the_quoted_evidence(
+    tmp_path: Path, resolver: FakeResolve, models: list[ScriptedChatModel]
+) -> None:
+    _locomo_fixture(tmp_path / "data")
+    resolver.answer = 'Evidence: "I adopted a cat, her name is Tom and she is lovely"\nAnswer: Tom'
+    out = tmp_path / "out"
+    argv = ["bench", "locomo", "--data", str(tmp_path / "data"), "--out", str(out)]
+    argv += ["--conversations", "conv-1", "--cache-probe", "0", "--answer-style", "quote"]
+    assert main(argv) == 0
+    rows = [json.loads(x) for x in (out / "locomo.jsonl").read_text().splitlines()]
+    single = [r for r in rows if r["category"] == "single-hop"]
+    assert {r["condition"] for r in single} == {"sleeptime", "full-context", "rag"}
+    for r in single:  # every condition asked alike, scored on the answer only
+        assert r["prediction"] == "Tom" and r["score"] == 1.0
+        assert r["reply"].startswith("Evidence:") and r["cut_off"] is False
+    asked = [c for m in models for c in m.calls if "memory manager" not in str(c[0].content)]
+    assert asked and all('"Evidence:"' in str(c[-1].content) for c in asked)
+    report = json.loads((out / "locomo.json").read_text())
+    assert report["settings"]["answer_style"] == "quote"
+    assert report["settings"]["answer_tokens"] == 128
+
+
+def test_quoted_answer_never_scores_a_cut_off_quote() -> None:
+    from sleeptime_bench.memqa import quoted_answer
+
+    assert quoted_answer("Evidence: he lost his job\nAnswer: his job", cut_off=False) == "his job"
+    assert quoted_answer("evidence: x\nanswer:  7 May 2023\nmore", cut_off=False) == "7 May 2023"
+    assert quoted_answer("Evidence: he lost his job as a banker and", cut_off=True) == ""
+    assert quoted_answer("Evidence: he lost his job", cut_off=False) == ""  # no answer given
+    assert quoted_answer("Evidence: he lost it\nA banker", cut_off=False) == "A banker"
+    assert quoted_answer("Answer:", cut_off=False) == ""
