@@ -192,13 +192,12 @@ BENCH_TODAY = "Today is {date}.\n"
 BENCH_ANSWER_USER = "{instructions}\n{today}Question: {question}\nAnswer:"
 #: ``--answer-style quote``: the model first copies the message that answers, then answers.
 #: Grounding the answer in a quoted line is meant to help a small reader pick the right line
-#: among the ten it is shown; the answer is the text after the last "Answer:". The quote keeps
-#: its date: without it the model answered "when" with "Yesterday" (conv-30, first version).
+#: among the ten it is shown; the answer is the text after the last "Answer:". Asking for the
+#: quote's date as well made the 1.5B model answer every question with a date (conv-30).
 BENCH_QUOTE_ANSWER_USER = """\
 {instructions}
-Reply in two lines. First line: "Evidence:" and the message above that answers the \
-question, copied with the date in front of it. Second line: "Answer:" and the short answer \
-(for a question that asks when: that date, as day month year).
+Reply in two lines. First line: "Evidence:" and the words of the message above that answer \
+the question, copied. Second line: "Answer:" and the short answer.
 {today}Question: {question}"""
 
 BENCH_FULL_CONTEXT_SYSTEM = """\
