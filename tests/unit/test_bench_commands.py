@@ -300,6 +300,33 @@ def test_an_agreed_combination_is_answered_from_the_same_samples(
     assert report["headline"]["sleeptime"]["condition"] == "sleeptime-k1-v0"
 
 
+def test_gain_vs_k1_pairs_each_combination_with_one_sample_on_the_same_items(
+    tmp_path: Path,
+) -> None:
+    from sleeptime_bench.results import ResultRecord
+
+    cfg = stateful.StatefulConfig(out=tmp_path, verbosity=(0, 1), combine=("all", "agreed"))
+    right = {  # item -> conditions answered correctly (every other one is wrong)
+        "a": {"sleeptime-k2-v0", "sleeptime-k2-v1", "sleeptime-k1-v0"},
+        "b": {"sleeptime-k2-v0", "sleeptime-agreed-k2-v1"},
+    }
+    conds = ["sleeptime-k1-v0", "sleeptime-k1-v1", "sleeptime-k2-v0", "sleeptime-k2-v1"]
+    conds += ["sleeptime-agreed-k2-v0", "sleeptime-agreed-k2-v1"]
+    records = [
+        ResultRecord(item_id=i, condition=c, correct=c in right[i], testtime_completion_tokens=5)
+        for i in right
+        for c in conds
+    ]
+    gains = stateful._gain_vs_k1(cfg, records, ["a", "b"], [2])
+    assert set(gains) == {"sleeptime-k2", "sleeptime-agreed-k2"}
+    every, agreed = gains["sleeptime-k2"], gains["sleeptime-agreed-k2"]
+    # k=1 is right 1 time in 4; 'all' at k=2 3 times, 'agreed' once.
+    assert every["k1_accuracy"] == agreed["k1_accuracy"] == 0.25
+    assert (every["accuracy"], every["gain"]) == (0.75, 0.5)
+    assert (agreed["accuracy"], agreed["gain"]) == (0.25, 0.0)
+    assert every["n_items"] == 2 and len(every["gain_ci95"]) == 2
+
+
 def test_answer_prompt_puts_instruction_last() -> None:
     base = answer_messages("ctx", "q?", notes=None, verbosity=0)
     with_notes = answer_messages("ctx", "q?", notes="n = 1", verbosity=4)
