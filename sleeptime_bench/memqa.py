@@ -86,6 +86,7 @@ __all__ = [
     "paired_comparisons",
     "paired_difference",
     "question_scores",
+    "quoted_answer",
     "round_robin",
     "stratified",
     "run_from_args",
