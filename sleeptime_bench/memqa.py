@@ -479,7 +479,7 @@ def _transcript_messages(
 
 
 def _ingest_settings(cfg: MemoryBenchConfig) -> dict[str, Any]:
-    """The pipeline settings a memory is built and read with: they cannot change on resume."""
+    """The settings a memory is built, read and answered with: they cannot change on resume."""
     return {
         "recall_line": cfg.recall_line,
         "keywords": cfg.keywords,
@@ -673,7 +673,9 @@ class _DialogueContext:
     sleeptime_per_question: float
 
 
-def _user_text(dialogue: Dialogue, question: Question, style: str = "direct") -> str:
+def _user_text(
+    dialogue: Dialogue, question: Question, style: Literal["direct", "quote"] = "direct"
+) -> str:
     today = prompts.BENCH_TODAY.format(date=question.today) if question.today else ""
     template = prompts.BENCH_QUOTE_ANSWER_USER if style == "quote" else prompts.BENCH_ANSWER_USER
     return template.format(instructions=dialogue.instructions, today=today, question=question.text)
