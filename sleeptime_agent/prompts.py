@@ -20,7 +20,14 @@ __all__ = [
     "SLEEPTIME_USER",
 ]
 
-PERSONA_DEFAULT = "I am a helpful, concise assistant that remembers what the user tells me."
+#: The second sentence: with only the first, the 1.5B model answered "I'm Tomasz. I repair
+#: vintage motorcycles..." with "I'm Tomasz, a motorcycle repairer in Gdansk..." (it took the
+#: user's introduction for its own); with it, "Hello, Tomasz! ...".
+PERSONA_DEFAULT = (
+    "I am a helpful, concise assistant that remembers what the user tells me. What the user "
+    "says about themselves is about them, not me: when they introduce themselves, I greet them "
+    "by name."
+)
 PERSONA_DESCRIPTION = "Who the assistant is and how it behaves."
 HUMAN_DESCRIPTION = (
     "Facts the user has stated about themselves, one per line. "

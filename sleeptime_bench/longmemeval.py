@@ -16,7 +16,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sleeptime_agent import prompts as agent_prompts
 from sleeptime_agent.consolidation import default_blocks
 from sleeptime_agent.errors import ConfigurationError
 from sleeptime_bench import prompts
@@ -92,9 +91,12 @@ def lme_dialogue(question: LmeQuestion) -> Dialogue:
                 meta={"abstention": question.is_abstention},
             )
         ],
-        persona=agent_prompts.PERSONA_DEFAULT,
+        persona=prompts.BENCH_LME_PERSONA,
         instructions=prompts.BENCH_LME_INSTRUCTIONS,
-        blocks=default_blocks(),
+        blocks=[
+            b.model_copy(update={"value": prompts.BENCH_LME_PERSONA}) if b.label == "persona" else b
+            for b in default_blocks()
+        ],
         sleeptime_system=prompts.BENCH_LME_SLEEPTIME_SYSTEM,
     )
 

@@ -7,6 +7,7 @@ __all__ = [
     "BENCH_QUOTE_ANSWER_USER",
     "BENCH_FULL_CONTEXT_SYSTEM",
     "BENCH_LME_INSTRUCTIONS",
+    "BENCH_LME_PERSONA",
     "BENCH_LME_SLEEPTIME_SYSTEM",
     "BENCH_LOCOMO_INSTRUCTIONS",
     "BENCH_LOCOMO_PERSONA",
@@ -115,6 +116,10 @@ STATEFUL_VERBOSITY = (
 
 
 BENCH_SESSION_HEADER = "--- Session {n}, {date} ---"
+
+#: The LongMemEval runs' persona, kept as it was when they were measured (the product's default
+#: persona has since gained a sentence for self-introductions in chat).
+BENCH_LME_PERSONA = "I am a helpful, concise assistant that remembers what the user tells me."
 
 BENCH_LOCOMO_PERSONA = (
     "I remember the conversations between {a} and {b}: what each of them said about their "

@@ -78,11 +78,16 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """Run the chat loop."""
     store = open_store(args)  # fail fast on a dead Chroma server, before loading a model
     primary, sleeper = load_models(args)
-    for model in {id(primary): primary, id(sleeper): sleeper}.values():
-        load = getattr(model, "load", None)
-        if callable(load):
-            _err("loading the local model (the first run assembles it) ...")
-            load()
+    # The local model's two roles share one server: say it once, load both (the second is free).
+    loads = [
+        load
+        for model in {id(primary): primary, id(sleeper): sleeper}.values()
+        if callable(load := getattr(model, "load", None))
+    ]
+    if loads:
+        _err("loading the local model (the first run assembles it) ...")
+    for load in loads:
+        load()
     return run_chat(
         store,
         primary,

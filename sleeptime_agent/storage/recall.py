@@ -16,6 +16,7 @@ is an uncommitted batch, and the primary reads those messages raw from the trans
 from __future__ import annotations
 
 import bisect
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -26,6 +27,10 @@ import bm25s  # type: ignore[import-untyped]
 from bm25s.stopwords import STOPWORDS_EN_PLUS  # type: ignore[import-untyped]
 
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace, Note
+
+# bm25s sets its own logger to DEBUG at import, so "Building index from tokens" reached the
+# chat's terminal past the application's WARNING level; its level is the application's again.
+logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
 __all__ = [
     "RecallHit",

@@ -321,3 +321,17 @@ def test_load_longmemeval_s_subset(data: Path) -> None:
     assert len(qs) == 13
     assert all(len(q.sessions) >= 38 for q in qs)
     assert any(q.question_id == "031748ae_abs" for q in qs)
+
+
+def test_longmemeval_dialogues_keep_the_persona_the_committed_runs_were_measured_with(
+    data: Path,
+) -> None:
+    """The product's default persona changed after the LongMemEval runs; the bench's did not."""
+    from sleeptime_agent import prompts as agent_prompts
+    from sleeptime_bench import prompts
+    from sleeptime_bench.longmemeval import lme_dialogue
+
+    dialogue = lme_dialogue(load_longmemeval(data)[0])
+    persona = next(b for b in dialogue.blocks if b.label == "persona")
+    assert dialogue.persona == persona.value == prompts.BENCH_LME_PERSONA
+    assert prompts.BENCH_LME_PERSONA != agent_prompts.PERSONA_DEFAULT

@@ -170,6 +170,27 @@ def test_one_local_model_serves_both_roles_each_from_its_own_slot(
     )
 
 
+def test_chat_says_it_loads_the_local_model_once_for_both_roles(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The two roles of the local model share one server; the line was printed twice."""
+    from sleeptime_agent.cli import chat
+
+    loaded: list[str] = []
+
+    class Loadable(ScriptedChatModel):
+        def load(self) -> None:
+            loaded.append("load")
+
+    roles = (Loadable(replies=["hi"]), Loadable(replies=["hi"]))
+    monkeypatch.setattr(chat, "load_models", lambda _args: roles)
+    monkeypatch.setattr(chat, "run_chat", lambda *_a, **_k: 0)
+    code = main(["chat", "--store", str(tmp_path / "store"), "--user", "u"])
+    assert code == 0
+    assert loaded == ["load", "load"]
+    assert capsys.readouterr().err.count("loading the local model") == 1
+
+
 def test_typing_at_the_chat_prompt_holds_the_gate_until_the_turn() -> None:
     """Keystrokes in the real prompt_toolkit buffer hold sleep-time calls; clearing does not
     release (the buffer is cleared as a line is accepted, before the turn holds the gate)."""

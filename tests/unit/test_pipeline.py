@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -100,6 +101,21 @@ def test_recall_hybrid_search_finds_by_keys_and_hides_uncommitted() -> None:
     hits = recall.search(NS, "When did Jon lose his banker job?", 2, max_seq=3)
     assert hits[0].seq == 1
     assert all(h.seq <= 2 for h in recall.search(NS, "Paris", 3, max_seq=2))
+
+
+def test_recall_leaves_bm25s_logging_to_the_application() -> None:
+    """bm25s sets its logger to DEBUG at import: "DEBUG bm25s: Building index from tokens"
+    appeared in the chat's terminal under a WARNING root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        recall = RecallIndex(_store())
+        recall.add(NS, [RecallRecord(1, "[8 May 2023] Jon: Jon went to Paris.", "Jon", "t", "")])
+        assert recall.search(NS, "Paris", 1, max_seq=1)[0].seq == 1  # the BM25 index was built
+        assert not logging.getLogger("bm25s").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(level)
 
 
 def test_recall_keeps_one_record_per_message_after_a_rerun() -> None:
