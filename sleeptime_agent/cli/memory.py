@@ -1,4 +1,4 @@
-"""``sleeptime memory``: show, history, diff, rollback, export and import memory blocks."""
+"""``sleeptime memory``: show, recall, history, diff, rollback, export and import memory."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from rich.console import Console
 from rich.table import Table
 
 from sleeptime_agent.blocks import MemoryBlock
 from sleeptime_agent.cli.common import add_store_options, namespace_of, open_store
 from sleeptime_agent.errors import ConfigurationError
+from sleeptime_agent.memory import MemoryView, ReadOptions, SleeptimeMemory
+from sleeptime_agent.scheduler import SleeptimeScheduler
 from sleeptime_agent.storage.block_store import ChromaBlockStore, Namespace
 from sleeptime_agent.storage.facts import Fact, FactStore
 from sleeptime_agent.storage.recall import RecallIndex
@@ -23,6 +26,7 @@ __all__ = [
     "export_memory",
     "fact_lines",
     "import_memory",
+    "read_for",
     "recall_summary",
     "register",
 ]
@@ -48,6 +52,19 @@ def register(sub: Any) -> None:
 
     ap = action("show", "show the current blocks and the dated facts", json_flag=True)
     ap.set_defaults(func=cmd_show)
+    ap = action(
+        "recall",
+        "what the assistant would read for a message: dated facts and recalled messages",
+        json_flag=True,
+    )
+    ap.add_argument("message", help="a message or question, as the user would write it")
+    ap.add_argument(
+        "--k",
+        type=int,
+        default=ReadOptions().recall_k,
+        help=f"messages recalled before the token budget (default {ReadOptions().recall_k})",
+    )
+    ap.set_defaults(func=cmd_recall)
     ap = action("facts", "list the dated facts the sleep-time agent stored", json_flag=True)
     ap.set_defaults(func=cmd_facts)
     ap = action("history", "every version of one block, oldest first", json_flag=True)
@@ -128,6 +145,53 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.rule("[bold]recall memory[/]")
         for line in recall:
             console.print(line, highlight=False)
+    return 0
+
+
+def read_for(store: ChromaBlockStore, namespace: Namespace, message: str, k: int) -> MemoryView:
+    """What the primary reads for ``message``: the same read as ``sleeptime chat``'s."""
+    scheduler = SleeptimeScheduler()
+    try:
+        # A read never calls the sleep-time model; a model that cannot answer stands in for it.
+        memory = SleeptimeMemory(
+            store,
+            GenericFakeChatModel(messages=iter(())),
+            scheduler=scheduler,
+            consolidation="pipeline",
+            read_options=ReadOptions(recall_k=k),
+        )
+        return memory.read(namespace, query=message)
+    finally:
+        scheduler.shutdown()
+
+
+def cmd_recall(args: argparse.Namespace) -> int:
+    """Print the dated facts and recalled messages the assistant would read for a message."""
+    store = open_store(args)
+    namespace = namespace_of(args)
+    if not store.list_blocks(namespace):  # nothing to read, and a read would create the blocks
+        sys.stdout.write(f"no memory yet for user {args.user!r}\n")
+        return 0
+    view = read_for(store, namespace, args.message, args.k)
+    if args.json:
+        _out(
+            {
+                "facts": [f.line() for f in view.facts],
+                "recalled": [
+                    {"seq": h.seq, "line": h.line, "score": round(h.score, 4)}
+                    for h in view.recalled
+                ],
+                "unconsolidated": [m.content for m in view.pending],
+            }
+        )
+        return 0
+    lines = [f"dated facts ({len(view.facts)}):"] + [f"  {f.line()}" for f in view.facts]
+    lines.append(f"recalled messages ({len(view.recalled)}, {view.recall_order} order):")
+    lines += [f"  {h.line}" for h in view.recalled]
+    if view.pending:
+        lines.append(f"not yet consolidated, read as said ({len(view.pending)}):")
+        lines += [f"  {m.role}: {m.content}" for m in view.pending]
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

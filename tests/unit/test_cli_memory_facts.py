@@ -60,3 +60,41 @@ def test_status_lines_say_what_happened_in_plain_words() -> None:
         edits=[{"tool": "recall_index", "count": 2}, {"tool": "fact_insert", "count": 0}],
     )
     assert "memory updated: 2 messages filed, 0 facts" in _describe("end", ok)
+
+
+def test_recall_shows_what_the_assistant_would_read_for_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`memory recall` runs the chat's read: consolidated messages by relevance, then the tail."""
+    import asyncio
+
+    from sleeptime_agent.memory import SleeptimeMemory
+    from sleeptime_agent.testing import ScriptedChatModel
+
+    path = tmp_path / "store"
+    store = ChromaBlockStore.persistent(path)
+    # The code-only pipeline never calls its model: a scripted one with no replies proves it.
+    memory = SleeptimeMemory(store, ScriptedChatModel(), consolidation="pipeline")
+    ns = ("tomasz",)
+    memory.record_turn(ns, "t", "I repair vintage motorcycles in Gdansk.", "Nice!")
+    memory.record_turn(ns, "t", "My daughter Ola studies law.", "Great.")
+    asyncio.run(memory.consolidator.arun_until_caught_up(ns))
+    memory.record(ns, "t", "user", "I also keep bees.")  # not consolidated yet
+    memory.scheduler.shutdown()
+    del memory, store
+    argv = ["memory", "recall", "What does Ola study?", "--user", "tomasz", "--store", str(path)]
+
+    assert main([*argv, "--k", "1"]) == 0
+    out = capsys.readouterr().out
+    recalled = out.split("recalled messages (1, time order):\n")[1].split("\n")[0]
+    assert "Ola studies law" in recalled
+    assert "not yet consolidated, read as said (1):\n  user: I also keep bees." in out
+
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert any("Gdansk" in r["line"] for r in data["recalled"])
+    assert data["unconsolidated"] == ["I also keep bees."]
+
+    assert main(["memory", "recall", "x", "--user", "nobody", "--store", str(path)]) == 0
+    assert "no memory yet for user 'nobody'" in capsys.readouterr().out
+    assert ChromaBlockStore.persistent(path).list_blocks(("nobody",)) == []
