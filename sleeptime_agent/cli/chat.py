@@ -20,7 +20,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from sleeptime_agent.cli.common import add_model_options, add_store_options, open_store
-from sleeptime_agent.cli.memory import fact_lines, recall_summary
+from sleeptime_agent.cli.memory import fact_lines, read_lines, recall_summary
 from sleeptime_agent.config import PRIMARY_MODEL_ENV, SLEEPTIME_MODEL_ENV, model_spec
 from sleeptime_agent.graphs.chat import build_chat_graph
 from sleeptime_agent.ledger import RunRecord
@@ -33,6 +33,7 @@ __all__ = ["register", "run_chat", "watch_typing"]
 
 HELP = """commands:
   /memory            show the memory blocks and the dated facts
+  /recall MESSAGE    what the assistant would read for MESSAGE
   /history LABEL     every version of a block
   /runs              sleep-time runs of this session
   /wait              wait for pending sleep-time runs
@@ -200,8 +201,13 @@ def run_chat(
     interactive: bool = False,
     lines: Iterator[str] | None = None,
     write: Callable[[str], None] | None = None,
+    consolidation: str = "auto",
 ) -> int:
-    """The chat loop, terminal or scripted; returns the exit code."""
+    """The chat loop, terminal or scripted; returns the exit code.
+
+    ``consolidation`` is :class:`~sleeptime_agent.memory.SleeptimeMemory`'s (``auto``: the
+    pipeline for the embedded model, the edit loop for others).
+    """
     out = write or (lambda s: (sys.stdout.write(s), sys.stdout.flush()) and None)
     namespace = (user,)
     scheduler = SleeptimeScheduler(
@@ -209,7 +215,7 @@ def run_chat(
         delay_seconds=delay,
         on_event=lambda kind, ns, rec: _err(_describe(kind, rec)),
     )
-    memory = SleeptimeMemory(store, sleeper, scheduler=scheduler)
+    memory = SleeptimeMemory(store, sleeper, scheduler=scheduler, consolidation=consolidation)
     memory.gate.on_event = _gate_event
     graph = build_chat_graph(primary, memory=memory, checkpointer=InMemorySaver())
     config: RunnableConfig = {"configurable": {"user_id": user, "thread_id": thread}}
@@ -324,6 +330,11 @@ def _slash(
         out(f"--- dated facts ({len(facts)})\n" + "".join(f"{line}\n" for line in facts))
         for line in recall_summary(memory.store, namespace):
             out(line + "\n")
+    elif cmd == "/recall":
+        if not arg.strip():
+            out("usage: /recall MESSAGE\n")
+        else:
+            out("\n".join(read_lines(memory.read(namespace, query=arg.strip()))) + "\n")
     elif cmd == "/history":
         label = arg.strip() or "human"
         for b in memory.store.history(namespace, label):

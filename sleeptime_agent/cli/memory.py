@@ -27,6 +27,7 @@ __all__ = [
     "fact_lines",
     "import_memory",
     "read_for",
+    "read_lines",
     "recall_summary",
     "register",
 ]
@@ -185,14 +186,19 @@ def cmd_recall(args: argparse.Namespace) -> int:
             }
         )
         return 0
+    sys.stdout.write("\n".join(read_lines(view)) + "\n")
+    return 0
+
+
+def read_lines(view: MemoryView) -> list[str]:
+    """A read as plain lines: dated facts, recalled messages, then the unconsolidated tail."""
     lines = [f"dated facts ({len(view.facts)}):"] + [f"  {f.line()}" for f in view.facts]
     lines.append(f"recalled messages ({len(view.recalled)}, {view.recall_order} order):")
     lines += [f"  {h.line}" for h in view.recalled]
     if view.pending:
         lines.append(f"not yet consolidated, read as said ({len(view.pending)}):")
         lines += [f"  {m.role}: {m.content}" for m in view.pending]
-    sys.stdout.write("\n".join(lines) + "\n")
-    return 0
+    return lines
 
 
 def cmd_facts(args: argparse.Namespace) -> int:

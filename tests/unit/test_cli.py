@@ -151,6 +151,31 @@ def test_scripted_chat_consolidates_and_waits(tmp_path: Path) -> None:
     assert len(primary.calls) == 3
 
 
+def test_chat_recall_command_shows_the_read_for_a_message(tmp_path: Path) -> None:
+    store = ChromaBlockStore.persistent(tmp_path / "s")
+    primary = ScriptedChatModel(replies=["Hello Tomasz!"])
+    printed: list[str] = []
+    lines = iter(
+        ["I repair motorcycles in Gdansk.\n", "/wait\n", "/recall\n", "/recall Where is my shop?\n"]
+    )
+    # The code-only pipeline (a scripted sleeper with no replies would fail if it were called).
+    code = run_chat(
+        store,
+        primary,
+        ScriptedChatModel(),
+        user="tomasz",
+        thread="t",
+        lines=lines,
+        write=printed.append,
+        consolidation="pipeline",
+    )
+    text = "".join(printed)
+    assert code == 0
+    assert "usage: /recall MESSAGE" in text
+    after = text.split("recalled messages (")[1]
+    assert "the user: I repair motorcycles in Gdansk." in after.split("\n", 2)[1]
+
+
 def test_one_local_model_serves_both_roles_each_from_its_own_slot(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
