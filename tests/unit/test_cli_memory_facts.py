@@ -76,9 +76,15 @@ def test_recall_shows_what_the_assistant_would_read_for_a_message(
     # The code-only pipeline never calls its model: a scripted one with no replies proves it.
     memory = SleeptimeMemory(store, ScriptedChatModel(), consolidation="pipeline")
     ns = ("tomasz",)
-    memory.record_turn(ns, "t", "I repair vintage motorcycles in Gdansk.", "Nice!")
-    memory.record_turn(ns, "t", "My daughter Ola studies law.", "Great.")
-    asyncio.run(memory.consolidator.arun_until_caught_up(ns))
+    # Recorded without notifying the scheduler, so no background run files the last message.
+    for role, text in [
+        ("user", "I repair vintage motorcycles in Gdansk."),
+        ("assistant", "Nice!"),
+        ("user", "My daughter Ola studies law."),
+        ("assistant", "Great."),
+    ]:
+        memory.record(ns, "t", role, text)
+    asyncio.run(memory.consolidate_now(ns))
     memory.record(ns, "t", "user", "I also keep bees.")  # not consolidated yet
     memory.scheduler.shutdown()
     del memory, store
